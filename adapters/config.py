@@ -1,0 +1,67 @@
+"""Settings every supplier adapter shares; each adapter subclasses it for its own fields.
+
+Values come from the gateway's one settings object (environment
+``GATEWAY_SUPPLIERS__<NAME>__<FIELD>``
+or the config file), validated by the adapter's ``settings_model`` once at start-up.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.ratelimit import RateLimit
+
+
+class TimeoutSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connect: float = Field(default=3.0, gt=0, description="TCP/TLS connect timeout, seconds.")
+    read: float = Field(default=10.0, gt=0, description="Time to wait for response bytes.")
+    total: float = Field(default=20.0, gt=0, description="Bound on one whole attempt.")
+
+
+class RetrySettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=5, ge=1, description="Attempts per call, first included.")
+    max_total_seconds: float = Field(
+        default=60.0, gt=0, description="No retry starts after this much time on one call."
+    )
+    backoff_base: float = Field(default=0.2, gt=0, description="First backoff ceiling, seconds.")
+    backoff_max: float = Field(default=10.0, gt=0, description="Largest backoff ceiling.")
+
+
+class BreakerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    failure_threshold: int = Field(default=5, ge=1)
+    reset_timeout: float = Field(default=30.0, gt=0)
+
+
+class SupplierSettings(BaseModel):
+    """Shared per-supplier settings. Adapters add credentials and paths."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    base_url: str = Field(description="Upstream base URL including any path prefix.")
+    timeouts: TimeoutSettings = TimeoutSettings()
+    retries: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=dict,
+        description="Per-bucket overrides of the adapter's documented upstream limits.",
+    )
+    rate_limit_safety: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        description="Fraction of the documented limit the shared limiter allows, to absorb "
+        "clock skew and network jitter between us and the upstream's counter.",
+    )
+    reconcile_attempts: int = Field(
+        default=3, ge=1, description="Look-ups of an ambiguous order before giving up."
+    )
+    reconcile_delay: float = Field(
+        default=1.0, ge=0, description="Seconds between reconciliation look-ups."
+    )

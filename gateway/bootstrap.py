@@ -1,0 +1,59 @@
+"""Wiring: one place that builds the gateway's parts from settings (and accepts fakes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from adapters.base import SupplierAdapter
+from gateway.redis_keys import RedisKeys
+from gateway.settings import Settings
+from gateway.store import connect
+from gateway.suppliers import build_adapters
+
+
+@dataclass
+class Gateway:
+    """Everything a running gateway instance holds; handed to routes via ``app.state``."""
+
+    settings: Settings
+    redis: Any
+    keys: RedisKeys
+    http: httpx.AsyncClient
+    adapters: dict[str, SupplierAdapter]
+    services: dict[str, Any] = field(default_factory=dict)
+    _owns_http: bool = True
+
+    async def aclose(self) -> None:
+        for adapter in self.adapters.values():
+            await adapter.aclose()
+        if self._owns_http:
+            await self.http.aclose()
+        await self.redis.aclose()
+
+
+async def bootstrap(
+    settings: Settings,
+    *,
+    redis: Any = None,
+    http: httpx.AsyncClient | None = None,
+    adapters: dict[str, SupplierAdapter] | None = None,
+) -> Gateway:
+    redis = redis if redis is not None else await connect(settings)
+    owns_http = http is None
+    http = http or httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        headers={"User-Agent": "digital-goods-gateway/0.1"},
+    )
+    if adapters is None:
+        adapters = build_adapters(settings, http=http, redis=redis)
+    return Gateway(
+        settings=settings,
+        redis=redis,
+        keys=RedisKeys(settings.key_prefix),
+        http=http,
+        adapters=adapters,
+        _owns_http=owns_http,
+    )

@@ -1,0 +1,169 @@
+"""The one settings object, read once at start-up and passed down.
+
+Sources, highest priority first: keyword arguments (tests), environment variables
+(``GATEWAY_<FIELD>``, nested with ``__``: ``GATEWAY_CATALOG__SYNC_INTERVAL_SECONDS=600``,
+``GATEWAY_SUPPLIERS__VOUCHERS__API_SECRET=...``), a TOML file named by
+``GATEWAY_CONFIG_FILE``, then the defaults below. Nothing reads the environment at
+import time: ``Settings()`` is called by the entry points (CLI, app factory) only.
+
+Every field is documented in the README's configuration table.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpSettings(_Section):
+    host: str = Field(default="127.0.0.1", description="Interface the gateway listens on.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port the gateway listens on.")
+    workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    public_url: str | None = Field(
+        default=None, description="Base URL printed for humans; derived from host/port if unset."
+    )
+
+
+class CatalogSettings(_Section):
+    sync_interval_seconds: float = Field(
+        default=900.0, gt=0, description="How often each supplier's catalog is re-synced."
+    )
+    sync_lock_seconds: float = Field(
+        default=600.0, gt=0, description="Expiry of a supplier's sync lock (stalled holder)."
+    )
+    snapshot_poll_seconds: float = Field(
+        default=2.0, gt=0, description="How often an instance checks for a newer snapshot."
+    )
+    detail_ttl_seconds: float = Field(
+        default=3600.0, gt=0, description="Redis TTL of a cached product detail."
+    )
+    detail_memory_ttl_seconds: float = Field(
+        default=60.0, gt=0, description="In-process TTL of a cached product detail."
+    )
+    detail_memory_size: int = Field(
+        default=10_000, ge=1, description="Product details held in the in-process LRU."
+    )
+    taxonomy_file: Path | None = Field(
+        default=None, description="Optional TOML mapping supplier categories to unified ones."
+    )
+    markup_percent: str = Field(
+        default="0", description="Global markup on supplier cost, percent (a decimal string)."
+    )
+    markup_fixed_minor: int = Field(
+        default=0, ge=0, description="Global fixed markup per unit, in minor units."
+    )
+    markup_rules: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="Overrides: [{supplier?, category?, percent?, fixed_minor?}]; the most "
+        "specific match wins.",
+    )
+
+
+class AccessSettings(_Section):
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
+    )
+    key_cache_seconds: float = Field(
+        default=5.0, ge=0, description="In-process cache of API-key look-ups (revocation lag)."
+    )
+    default_rate_limit: int = Field(
+        default=600, ge=1, description="Requests per minute per key unless the key says else."
+    )
+    fail_open_reads: bool = Field(
+        default=True, description="Admit catalog reads when Redis cannot rate-limit them."
+    )
+    fail_open_writes: bool = Field(
+        default=False, description="Admit order writes when Redis cannot rate-limit them."
+    )
+
+
+class OrderSettings(_Section):
+    idempotency_ttl_seconds: int = Field(
+        default=48 * 3600, ge=24 * 3600, description="How long an Idempotency-Key is kept."
+    )
+    max_wait_seconds: float = Field(
+        default=30.0, ge=0, description="Upper bound of Prefer: wait=N."
+    )
+    max_items: int = Field(default=50, ge=1, description="Items per order.")
+    max_quantity: int = Field(default=100, ge=1, description="Units per item.")
+    inline_workers: bool = Field(
+        default=True, description="Run order workers inside the gateway process."
+    )
+    worker_concurrency: int = Field(default=8, ge=1, description="Jobs per worker process.")
+    encryption_keys: list[SecretStr] = Field(
+        default_factory=list,
+        description="Fernet keys for codes at rest, newest first (rotation: prepend a new one).",
+    )
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_max_seconds: float = Field(
+        default=24 * 3600.0, gt=0, description="Give up on a webhook after this long."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GATEWAY_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis URL (redis:// or rediss://). Unset: an embedded in-process store, "
+        "for the demo only. Set but unreachable: start-up fails.",
+    )
+    redis_cluster: bool = Field(default=False, description="Connect as a Redis Cluster client.")
+    key_prefix: str = Field(
+        default="gw", pattern=r"^[A-Za-z0-9_.-]{1,32}$", description="Prefix of every Redis key."
+    )
+    sandbox: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Run the built-in supplier sandboxes in-process: 'auto' when no supplier "
+        "has a base_url configured.",
+    )
+    log_level: str = Field(default="INFO", description="Python log level.")
+    log_json: bool = Field(default=True, description="One JSON object per log line.")
+    suppliers: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Per-supplier settings by supplier name, validated by each adapter.",
+    )
+    http: HttpSettings = HttpSettings()
+    catalog: CatalogSettings = CatalogSettings()
+    access: AccessSettings = AccessSettings()
+    orders: OrderSettings = OrderSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("GATEWAY_CONFIG_FILE")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    def supplier_values(self, name: str) -> dict[str, Any]:
+        """Raw settings of one supplier; env keys arrive lower-cased, names use ``_``."""
+        return dict(self.suppliers.get(name) or self.suppliers.get(name.replace("-", "_")) or {})
