@@ -103,6 +103,9 @@ class SupplierAdapter(ABC):
     settings_model: ClassVar[type[SupplierSettings]] = SupplierSettings
     #: Documented upstream limits per bucket; ``request(bucket=...)`` names one.
     rate_limits: ClassVar[Mapping[str, RateLimit]] = {}
+    #: Most lines one upstream order may carry (``None``: any). The order layer splits
+    #: larger orders into several upstream orders, each under its own reference.
+    max_lines_per_order: ClassVar[int | None] = None
     #: Whether ``auth_headers(refresh=True)`` can renew credentials after a 401.
     refreshable_auth: ClassVar[bool] = False
 

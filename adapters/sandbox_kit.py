@@ -53,6 +53,12 @@ class Faults(BaseModel):
         le=1,
         description="Order creation only: create the order, then answer 500.",
     )
+    fulfil_delay_seconds: float | None = Field(
+        default=None, ge=0, description="Override the sandbox's order fulfilment delay."
+    )
+    fulfilment_failure_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Orders whose fulfilment ends in failure."
+    )
     paths: list[str] = Field(
         default_factory=list,
         description="Only inject into requests whose path starts with one of these "
@@ -80,6 +86,10 @@ class SandboxControl:
         default_factory=lambda: {"requests": 0, "rate_limited": 0, "errors": 0, "drops": 0}
     )
     rng: random.Random = field(default_factory=random.Random)
+    #: Sandbox-specific figures for tests, e.g. ``{"products": 1500}``; served in stats.
+    info: dict[str, Any] = field(default_factory=dict)
+    #: Default order fulfilment delay, seconds (``Faults.fulfil_delay_seconds`` overrides).
+    fulfil_delay: float = 0.2
     _windows: dict[tuple[str, str, int], int] = field(default_factory=dict)
 
     def set_faults(self, faults: Faults) -> None:
@@ -92,6 +102,10 @@ class SandboxControl:
         self._windows.clear()
         for k in self.stats:
             self.stats[k] = 0
+
+    def current_fulfil_delay(self) -> float:
+        override = self.faults.fulfil_delay_seconds
+        return self.fulfil_delay if override is None else override
 
     def applies(self, path: str) -> bool:
         return not self.faults.paths or any(path.startswith(p) for p in self.faults.paths)
@@ -260,7 +274,7 @@ def control_routes(control: SandboxControl) -> list[Route]:
         return JSONResponse({"orders": control.orders, "count": len(control.orders)})
 
     async def stats(request: Request) -> Response:
-        return JSONResponse(control.stats)
+        return JSONResponse({**control.stats, **control.info, "orders": len(control.orders)})
 
     async def reset(request: Request) -> Response:
         control.reset()
