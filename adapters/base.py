@@ -16,11 +16,15 @@ The public coroutines (``iter_catalog``, ``get_product``, ``place_order``, ``get
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
+import logging
+import math
 import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, ClassVar
 
 import httpx
@@ -58,6 +62,9 @@ from adapters.ratelimit import RateLimit, RedisRateLimiter
 
 _REFERENCE = re.compile(r"^[\x21-\x7e]{1,64}$")
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+#: One line per upstream HTTP request: never the URL (query strings), never a header.
+_log = logging.getLogger("adapters.upstream")
+_ATTEMPT: ContextVar[int] = ContextVar("upstream_attempt", default=1)
 
 
 def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:
@@ -67,18 +74,27 @@ def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -
     value = response.headers.get("retry-after")
     if value:
         try:
-            return max(0.0, float(value))
+            seconds = float(value)
         except ValueError:
             try:
-                when = email.utils.parsedate_to_datetime(value).timestamp()
-                return max(0.0, when - now)
+                when = email.utils.parsedate_to_datetime(value)
             except (TypeError, ValueError):
                 pass
+            else:
+                # An HTTP date is always GMT; "-0000" parses as naive (would mean local time).
+                if when.tzinfo is None:
+                    when = when.replace(tzinfo=datetime.UTC)
+                return max(0.0, when.timestamp() - now)
+        else:
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
     reset = response.headers.get("x-ratelimit-reset")
     if reset:
         try:
             number = float(reset)
         except ValueError:
+            return None
+        if not math.isfinite(number):
             return None
         return max(0.0, number - now) if number > 1_000_000_000 else max(0.0, number)
     return None
@@ -193,19 +209,28 @@ class SupplierAdapter(ABC):
             raise ValueError("reference must be 1-64 printable ASCII characters")
         if not lines:
             raise ValueError("an order needs at least one line")
-        for _ in range(self.settings.reconcile_attempts):
+        sends = self.settings.reconcile_attempts
+        cause: SupplierError | None = None
+        for send in range(1, sends + 1):
             try:
                 return await self._place_order(reference, lines)
-            except AmbiguousOutcomeError:
-                found = await self._reconcile(reference)
-                if found is not None:
-                    metrics.AMBIGUOUS_OUTCOMES.labels(self.name, "found").inc()
-                    return found
+            except AmbiguousOutcomeError as exc:
+                cause = exc
+            found, answered, lookup_error = await self._reconcile(reference)
+            if found is not None:
+                metrics.AMBIGUOUS_OUTCOMES.labels(self.name, "found").inc()
+                return found
+            if not answered:
+                # No look-up got an answer, so absence is not verified: sending again
+                # could buy twice.
+                cause = lookup_error or cause
+                break
+            if send < sends:
                 metrics.AMBIGUOUS_OUTCOMES.labels(self.name, "absent_resent").inc()
         metrics.AMBIGUOUS_OUTCOMES.labels(self.name, "unresolved").inc()
         raise AmbiguousOutcomeError(
             f"order {reference} still unknown after reconciliation", supplier=self.name
-        )
+        ) from cause
 
     async def get_order(self, upstream_id: str) -> UpstreamOrder:
         """The upstream order's current state and, once delivered, its codes."""
@@ -215,17 +240,26 @@ class SupplierAdapter(ABC):
         """The upstream order placed under ``reference``, or ``None`` if there is none."""
         return await self._find_order(reference)
 
-    async def _reconcile(self, reference: str) -> UpstreamOrder | None:
+    async def _reconcile(
+        self, reference: str
+    ) -> tuple[UpstreamOrder | None, bool, SupplierError | None]:
+        """Look the order up ``reconcile_attempts`` times: (order found, whether any look-up
+        answered, the last look-up error). A look-up that fails (even with a fatal error
+        such as 401) proves nothing about the order, so it never counts as "absent"."""
+        answered = False
+        last_error: SupplierError | None = None
         for attempt in range(self.settings.reconcile_attempts):
             if attempt:
                 await self._sleep(self.settings.reconcile_delay)
             try:
                 found = await self._find_order(reference)
-            except RetriableError:
+            except SupplierError as exc:
+                last_error = exc
                 continue
             if found is not None:
-                return found
-        return None
+                return found, True, None
+            answered = True
+        return None, answered, last_error
 
     # ------------------------------------------------ what an adapter writes
 
@@ -348,6 +382,7 @@ class SupplierAdapter(ABC):
         )
         async for attempt in retrying:
             with attempt:
+                _ATTEMPT.set(attempt.retry_state.attempt_number)
                 return await self._attempt(
                     method, path, operation, bucket, idempotent, authenticate, kwargs
                 )
@@ -426,9 +461,15 @@ class SupplierAdapter(ABC):
             )
         rate = self.bucket_rate(bucket)
         if rate is not None and self._limiter is not None:
-            waited = await self._limiter.acquire(
-                f"{self.key_prefix}:rl:upstream:{{{self.name}}}:{bucket}", rate
-            )
+            try:
+                waited = await self._limiter.acquire(
+                    f"{self.key_prefix}:rl:upstream:{{{self.name}}}:{bucket}", rate
+                )
+            except BaseException:
+                # Nothing was sent (Redis down, caller cancelled): a half-open probe slot
+                # taken by allow() must be handed back, or the circuit never closes again.
+                self.breaker.release_probe()
+                raise
             metrics.UPSTREAM_LIMITER_WAIT.labels(self.name, bucket).observe(waited)
         url = self.settings.base_url.rstrip("/") + path
         self.stats["requests"] += 1
@@ -465,11 +506,18 @@ class SupplierAdapter(ABC):
             raise RetriableError(
                 f"{operation}: connection failed ({type(exc).__name__})", supplier=self.name
             ) from exc
+        except BaseException:
+            # Cancelled by the caller, or a client-side error (bad URL, decoding): says
+            # nothing about the upstream, but must not keep the half-open probe slot.
+            outcome = "error"
+            self.breaker.release_probe()
+            raise
         finally:
             elapsed = time.perf_counter() - started
             metrics.UPSTREAM_LATENCY.labels(self.name, operation).observe(elapsed)
             if outcome != "ok":
                 metrics.UPSTREAM_CALLS.labels(self.name, operation, outcome).inc()
+                _log_call(self.name, operation, method, outcome, None, elapsed)
 
         status = response.status_code
         remaining = response.headers.get("x-ratelimit-remaining")
@@ -485,10 +533,34 @@ class SupplierAdapter(ABC):
             self.breaker.record_success()
         outcome = "2xx" if status < 300 else f"{status // 100}xx" if status != 429 else "429"
         metrics.UPSTREAM_CALLS.labels(self.name, operation, outcome).inc()
+        _log_call(self.name, operation, method, outcome, status, elapsed)
         return response
 
     async def aclose(self) -> None:
         """Release resources the adapter owns itself (not the injected client)."""
+
+
+def _log_call(
+    supplier: str, operation: str, method: str, outcome: str, status: int | None, elapsed: float
+) -> None:
+    level = logging.INFO if outcome in ("2xx", "3xx", "4xx") else logging.WARNING
+    if _log.isEnabledFor(level):
+        _log.log(
+            level,
+            "upstream %s %s %s",
+            supplier,
+            operation,
+            outcome,
+            extra={
+                "supplier": supplier,
+                "operation": operation,
+                "method": method.upper(),
+                "outcome": outcome,
+                "upstream_status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+                "attempt": _ATTEMPT.get(),
+            },
+        )
 
 
 def _error_code_and_message(response: httpx.Response) -> tuple[str | None, str | None]:

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 
 from adapters.base import SupplierAdapter
+from gateway.access.service import Access
+from gateway.catalog.service import CatalogService
 from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
 from gateway.store import connect
@@ -26,7 +28,22 @@ class Gateway:
     services: dict[str, Any] = field(default_factory=dict)
     _owns_http: bool = True
 
+    async def start(self) -> None:
+        """Start the services' background work (each ``start()`` is idempotent)."""
+        for service in self.services.values():
+            start = getattr(service, "start", None)
+            if start is not None:
+                await start()
+
+    async def stop(self) -> None:
+        """Stop the services' background work, last started first (idempotent)."""
+        for service in reversed(list(self.services.values())):
+            stop = getattr(service, "stop", None)
+            if stop is not None:
+                await stop()
+
     async def aclose(self) -> None:
+        await self.stop()
         for adapter in self.adapters.values():
             await adapter.aclose()
         if self._owns_http:
@@ -49,7 +66,7 @@ async def bootstrap(
     )
     if adapters is None:
         adapters = build_adapters(settings, http=http, redis=redis)
-    return Gateway(
+    gateway = Gateway(
         settings=settings,
         redis=redis,
         keys=RedisKeys(settings.key_prefix),
@@ -57,3 +74,8 @@ async def bootstrap(
         adapters=adapters,
         _owns_http=owns_http,
     )
+    gateway.services["access"] = Access.build(redis, gateway.keys, settings.access)
+    gateway.services["catalog"] = CatalogService(
+        redis=redis, keys=gateway.keys, adapters=adapters, settings=settings.catalog
+    )
+    return gateway

@@ -11,6 +11,7 @@ import threading
 
 import click
 
+from gateway.access.commands import keys, resellers
 from gateway.settings import Settings
 
 
@@ -37,6 +38,15 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         raise click.UsageError(
             "the embedded store lives in one process: set GATEWAY_REDIS_URL to run several workers"
         )
+    demo = settings.redis_url is None or sandbox_wanted(settings)
+    if demo and settings.access.demo_key is None:
+        # The app registers this key at start-up (Access.start), inside the server
+        # process where the embedded store lives; printed below, never logged.
+        from gateway.access.tokens import new_token
+
+        os.environ["GATEWAY_ACCESS__DEMO_KEY"] = demo_key = new_token()[1]
+    else:
+        demo_key = None
     if sandbox_wanted(settings):
         servers = start_sandboxes()
         os.environ.update(sandbox_environment(servers))
@@ -47,26 +57,66 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     click.echo(f"gateway            http://{host}:{port}")
     click.echo(f"  curl -s http://{host}:{port}/healthz")
     click.echo(f"  curl -s http://{host}:{port}/readyz")
-    uvicorn.run(
-        "gateway.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=settings.log_level.lower(),
-        access_log=False,
+    if demo_key is not None:
+        base = f"http://{host}:{port}"
+        click.echo(f"demo API key       {demo_key}  (reseller rs_demo, every scope)")
+        click.echo(f'  curl -s -H "Authorization: Bearer {demo_key}" "{base}/v1/search?q=steam"')
+        click.echo(f'  curl -s -H "X-API-Key: {demo_key}" "{base}/v1/products?page_size=5"')
+        click.echo(f"  open {base}/docs (Authorize with the key to try the API)")
+    from gateway.observability import logging as obs_logging
+    from gateway.observability import metrics as obs_metrics
+    from gateway.observability.shutdown import uvicorn_options
+
+    obs_logging.configure_logging(
+        settings.log_level, json_lines=settings.log_json, secrets_from=[settings]
     )
+    metrics_dir = obs_metrics.prepare_multiprocess(workers)  # workers share one /metrics
+    try:
+        uvicorn.run(
+            "gateway.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            **uvicorn_options(settings),
+        )
+    finally:
+        obs_metrics.remove_multiprocess_dir(metrics_dir)
+
+
+def _parse_ports(values: tuple[str, ...]) -> dict[str, int]:
+    ports: dict[str, int] = {}
+    for value in values:
+        name, sep, number = value.partition("=")
+        if not sep or not number.isdigit() or not 0 < int(number) < 65536:
+            raise click.BadParameter(f"{value!r}: expected NAME=PORT, e.g. vouchers=9002")
+        ports[name.replace("-", "_")] = int(number)
+    return ports
 
 
 @main.command()
 @click.option("--seed", type=int, default=None, help="Catalog seed for every sandbox.")
-def sandbox(seed: int | None) -> None:
-    """Run every supplier sandbox on loopback ports until interrupted."""
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Interface (0.0.0.0 in a container)."
+)
+@click.option(
+    "--port",
+    "ports",
+    multiple=True,
+    metavar="NAME=PORT",
+    help="Fixed port for one supplier's sandbox (repeatable); others get a free port.",
+)
+def sandbox(seed: int | None, host: str, ports: tuple[str, ...]) -> None:
+    """Run every supplier sandbox until interrupted (loopback, free ports by default)."""
     from adapters.registry import discover
     from gateway.suppliers import start_sandboxes
 
+    fixed = _parse_ports(ports)
+    unknown = sorted(set(fixed) - set(discover()))
+    if unknown:
+        raise click.BadParameter(f"no such supplier: {', '.join(unknown)}", param_hint="--port")
     options = {name: {"seed": seed} for name in discover()} if seed is not None else {}
-    servers = start_sandboxes(**options)
+    servers = start_sandboxes(host=host, ports=fixed, **options)
     adapters = discover()
     for name, server in servers.items():
         click.echo(f"{name}: {server.url}")
@@ -81,3 +131,25 @@ def sandbox(seed: int | None) -> None:
     stop.wait()
     for server in servers.values():
         server.stop()
+
+
+@main.command()
+@click.option(
+    "--supplier",
+    "suppliers",
+    multiple=True,
+    metavar="NAME",
+    help="Sync only this supplier (repeatable); default: every configured supplier.",
+)
+def sync(suppliers: tuple[str, ...]) -> None:
+    """Sync supplier catalogs into Redis now, with a progress bar and a summary.
+
+    Takes the same per-supplier lock as the gateway's periodic sync, so it never runs
+    alongside one; exits 1 if any supplier failed or was busy."""
+    from gateway.catalog.sync_command import run_sync
+
+    raise SystemExit(run_sync(Settings(), suppliers))
+
+
+main.add_command(resellers)
+main.add_command(keys)

@@ -23,3 +23,94 @@ class RedisKeys:
     # Supplier layer -------------------------------------------------------------
     def upstream_rate(self, supplier: str, bucket: str) -> str:
         return self.key("rl", "upstream", "{" + supplier + "}", bucket)
+
+    # Orders ----------------------------------------------------------------------
+    # Every key of order work carries the hash tag ``{orders}``: creating an order writes
+    # its record, the reseller's indexes, the Idempotency-Key record and its first jobs in
+    # one script, and the job scripts move entries between the schedule and the stream,
+    # so all of them must live in one Cluster slot (see docs/orders.md for the trade-off).
+    def _orders(self, *parts: str) -> str:
+        return self.key("{orders}", *parts)
+
+    def order(self, order_id: str) -> str:
+        """Hash ``{doc: <JSON>, v: <version>}`` of one order (codes encrypted inside)."""
+        return self._orders("order", order_id)
+
+    def order_idempotency(self, reseller_id: str, key_digest: str) -> str:
+        """Hash of one Idempotency-Key of one reseller (the key's SHA-256 hex)."""
+        return self._orders("idem", reseller_id, key_digest)
+
+    def reseller_orders(self, reseller_id: str, status: str | None = None) -> str:
+        """ZSET of a reseller's order ids by creation time (ms); one more per status."""
+        if status is None:
+            return self._orders("by-reseller", reseller_id)
+        return self._orders("by-reseller", reseller_id, status)
+
+    def order_jobs(self) -> str:
+        """The Redis Stream of due order jobs (consumer group ``order-workers``)."""
+        return self._orders("jobs")
+
+    def order_schedule(self) -> str:
+        """ZSET of delayed jobs by due time (ms, Redis clock), moved into the stream."""
+        return self._orders("schedule")
+
+    def order_review(self) -> str:
+        """ZSET of ``<order id>:<part>`` held for review, by the time they were held."""
+        return self._orders("review")
+
+    def order_events(self) -> str:
+        """Pub/sub channel announcing orders that reached a final state."""
+        return self._orders("events")
+
+    # Reseller access -------------------------------------------------------------
+    # Each record is one key, read and written alone, so no hash tags are needed.
+    def reseller(self, reseller_id: str) -> str:
+        """One reseller (JSON), including its webhook signing secret."""
+        return self.key("access", "reseller", reseller_id)
+
+    def resellers(self) -> str:
+        """Set of every reseller id (for listing)."""
+        return self.key("access", "resellers")
+
+    def api_key(self, key_id: str) -> str:
+        """One API key record (JSON): scopes, limits, status and the SHA-256 of the key."""
+        return self.key("access", "key", key_id)
+
+    def reseller_keys(self, reseller_id: str) -> str:
+        """Set of the key ids issued to one reseller."""
+        return self.key("access", "reseller-keys", reseller_id)
+
+    def reseller_rate(self, key_id: str) -> str:
+        """The GCRA bucket of one API key, shared by every gateway instance."""
+        return self.key("rl", "reseller", "{" + key_id + "}")
+
+    # Catalog ---------------------------------------------------------------------
+    # Every key of one supplier's catalog carries the hash tag ``{catalog:<supplier>}``:
+    # the publish, lock and failure scripts touch several of them in one call, so they
+    # must share one Cluster slot. Versions are fencing tokens (see gateway/catalog/sync.py).
+    def _catalog(self, supplier: str, *parts: str) -> str:
+        return self.key("catalog", "{catalog:" + supplier + "}", *parts)
+
+    def catalog_current(self, supplier: str) -> str:
+        """The published snapshot version of ``supplier`` (an integer string)."""
+        return self._catalog(supplier, "current")
+
+    def catalog_version(self, supplier: str, version: int | str) -> str:
+        """Hash holding one snapshot version: ``meta`` and compressed chunks ``c:<n>``."""
+        return self._catalog(supplier, "v", str(version))
+
+    def catalog_lock(self, supplier: str) -> str:
+        """The sync lock: holds the holder's fencing token, expires by itself."""
+        return self._catalog(supplier, "lock")
+
+    def catalog_fence(self, supplier: str) -> str:
+        """Counter issuing fencing tokens (INCR), one per lock acquisition."""
+        return self._catalog(supplier, "fence")
+
+    def catalog_status(self, supplier: str) -> str:
+        """Hash of the supplier's sync status (served by ``GET /v1/suppliers``)."""
+        return self._catalog(supplier, "status")
+
+    def catalog_detail(self, supplier: str, upstream_id: str) -> str:
+        """A cached product detail (JSON with its fetch time)."""
+        return self._catalog(supplier, "detail", upstream_id)

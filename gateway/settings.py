@@ -38,6 +38,19 @@ class HttpSettings(_Section):
     public_url: str | None = Field(
         default=None, description="Base URL printed for humans; derived from host/port if unset."
     )
+    shutdown_grace_seconds: float = Field(
+        default=40.0,
+        gt=0,
+        description="On SIGTERM, how long in-flight requests may run before being cancelled "
+        "(more than orders.max_wait_seconds).",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of a separate /metrics listener for processes without the app "
+        "(gateway worker).",
+    )
 
 
 class CatalogSettings(_Section):
@@ -91,6 +104,11 @@ class AccessSettings(_Section):
     fail_open_writes: bool = Field(
         default=False, description="Admit order writes when Redis cannot rate-limit them."
     )
+    demo_key: SecretStr | None = Field(
+        default=None,
+        description="An API key registered at start-up for a demo reseller (set by "
+        "`gateway serve` in demo mode; leave unset in production).",
+    )
 
 
 class OrderSettings(_Section):
@@ -113,6 +131,54 @@ class OrderSettings(_Section):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_max_seconds: float = Field(
         default=24 * 3600.0, gt=0, description="Give up on a webhook after this long."
+    )
+    webhook_backoff_seconds: float = Field(
+        default=5.0, gt=0, description="First webhook retry delay (doubles, full jitter)."
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest delay between two webhook attempts."
+    )
+    idempotency_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="An in-flight Idempotency-Key is held this long beyond Prefer: wait; "
+        "after it a retry may take over a request whose instance died.",
+    )
+    job_lease_seconds: float = Field(
+        default=30.0,
+        ge=0.5,
+        description="A job unacknowledged this long (its worker died) is claimed by another "
+        "worker; running jobs renew their lease.",
+    )
+    job_max_deliveries: int = Field(
+        default=10, ge=2, description="Deliveries of one job before it is held for review."
+    )
+    job_timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Bound on one job; a placement cut off is held."
+    )
+    schedule_poll_seconds: float = Field(
+        default=0.25, gt=0, description="Longest pause between moves of due delayed jobs."
+    )
+    poll_initial_seconds: float = Field(
+        default=1.0, gt=0, description="First fulfilment poll delay (doubles, with jitter)."
+    )
+    poll_max_seconds: float = Field(default=60.0, gt=0, description="Longest poll delay.")
+    retry_initial_seconds: float = Field(
+        default=1.0, gt=0, description="First delay after a retriable placement failure."
+    )
+    retry_max_seconds: float = Field(default=300.0, gt=0, description="Longest such delay.")
+    placement_timeout_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Stop retrying a placement after this long: reconcile, then fail it.",
+    )
+    fulfilment_timeout_seconds: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        description="A placed order still undelivered after this long is held for review.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0, ge=0, description="Running jobs may finish for this long on shutdown."
     )
 
 

@@ -23,15 +23,19 @@ def sandbox_wanted(settings: Settings) -> bool:
     return not any(settings.supplier_values(name).get("base_url") for name in discover())
 
 
-def start_sandboxes(**options: Any) -> dict[str, BackgroundServer]:
-    """Start every installed adapter's sandbox on a free loopback port."""
+def start_sandboxes(
+    *, host: str = "127.0.0.1", ports: dict[str, int] | None = None, **options: Any
+) -> dict[str, BackgroundServer]:
+    """Start every installed adapter's sandbox on ``host``: on its port from ``ports``,
+    else on a free one. ``options``: sandbox options by supplier name."""
     servers: dict[str, BackgroundServer] = {}
     for name, cls in discover().items():
         try:
             app = cls.create_sandbox(**options.get(name, {}))
         except NotImplementedError:
             continue
-        servers[name] = BackgroundServer(app).start()
+        port = (ports or {}).get(name, 0)
+        servers[name] = BackgroundServer(app, host=host, port=port).start()
     return servers
 
 

@@ -32,6 +32,9 @@ class Operation:
     response: type[BaseModel] | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    # Further non-error answers with their own body (202 still processing, 503 not
+    # ready...): status -> model. Error statuses go in ``errors`` (the error envelope).
+    responses: dict[int, type[BaseModel]] = field(default_factory=dict)
     request_headers: dict[str, str] = field(default_factory=dict)
     response_headers: dict[str, str] = field(default_factory=dict)
     description: str = ""

@@ -1,0 +1,131 @@
+"""Turning a presented API key into a ``Credential``, without a Redis round trip per request.
+
+Look-ups are cached in-process (``cachetools.TTLCache``) for ``key_cache_seconds``,
+including "no such key" answers, so neither a busy reseller nor a flood of made-up keys
+costs a Redis call per request. The key itself is checked against the cached digest on
+every request, so the cache never admits a wrong key.
+
+Revocation: a revoked key, an expired one or a disabled reseller is written to Redis by
+the CLI; every instance re-reads the record when its cache entry expires, so the change
+reaches all instances within ``key_cache_seconds`` (5 s by default; 0 disables the
+cache). The cache bounds the lag instead of a pub/sub invalidation because it needs no
+subscriber connection per instance, cannot miss a message during a reconnect, and makes
+the worst case a setting rather than a property of the network.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from cachetools import TTLCache
+from redis.exceptions import RedisError
+
+from adapters.ratelimit import RateLimit
+from gateway.access import tokens
+from gateway.access.client_ip import IPNetwork
+from gateway.access.metrics import AUTH_FAILURES
+from gateway.access.models import ApiKey, Reseller
+from gateway.access.store import KeyStore
+from gateway.api.errors import ApiError
+
+_REALM = 'Bearer realm="gateway"'
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A key with its reseller and its limit, prepared once and cached."""
+
+    key: ApiKey
+    digest: str
+    reseller: Reseller
+    rate: RateLimit
+    allowed_ips: tuple[IPNetwork, ...]
+    expires_at: float | None  # Unix time
+
+
+class Authenticator:
+    def __init__(
+        self,
+        store: KeyStore,
+        *,
+        cache_seconds: float,
+        default_rate_limit: int,
+        cache_size: int = 10_000,
+    ) -> None:
+        self._store = store
+        self._default_rate_limit = default_rate_limit
+        self._cache: TTLCache[str, Credential | None] | None = (
+            TTLCache(maxsize=cache_size, ttl=cache_seconds) if cache_seconds > 0 else None
+        )
+
+    async def authenticate(self, token: str | None) -> Credential:
+        """The credential of ``token``; ``ApiError`` 401/403/503 otherwise."""
+        if not token:
+            AUTH_FAILURES.labels("missing").inc()
+            raise ApiError(
+                401,
+                "authentication_required",
+                "send your API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers={"WWW-Authenticate": _REALM},
+            )
+        key_id = tokens.key_id_of(token)
+        credential = await self._credential(key_id) if key_id else None
+        if credential is None or not tokens.matches(token, credential.digest):
+            raise _invalid("the API key is not valid")
+        if credential.key.status != "active" or (
+            credential.expires_at is not None and time.time() >= credential.expires_at
+        ):
+            raise _invalid("the API key has been revoked or has expired")
+        if not credential.reseller.active:
+            AUTH_FAILURES.labels("reseller_disabled").inc()
+            raise ApiError(403, "reseller_disabled", "the reseller account is disabled")
+        return credential
+
+    def forget(self, key_id: str | None = None) -> None:
+        """Drop cached look-ups (one key, or all), e.g. after a change made in-process."""
+        if self._cache is None:
+            return
+        if key_id is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(key_id, None)
+
+    async def _credential(self, key_id: str) -> Credential | None:
+        if self._cache is not None and key_id in self._cache:
+            return self._cache[key_id]
+        try:
+            loaded = await self._store.load(key_id)
+        except (RedisError, OSError) as exc:
+            AUTH_FAILURES.labels("store_unavailable").inc()
+            raise ApiError(
+                503,
+                "service_unavailable",
+                "API keys cannot be checked right now; retry shortly",
+                headers={"Retry-After": "1"},
+            ) from exc
+        credential = None
+        if loaded is not None and loaded[1] is not None:
+            stored, reseller = loaded
+            limit = stored.key.rate_limit or self._default_rate_limit
+            credential = Credential(
+                key=stored.key,
+                digest=stored.digest,
+                reseller=reseller,
+                rate=RateLimit(limit=limit, period_seconds=60, burst=limit),
+                allowed_ips=tuple(stored.key.allowed_ips),
+                expires_at=stored.key.expires_at.timestamp() if stored.key.expires_at else None,
+            )
+        if self._cache is not None:
+            self._cache[key_id] = credential
+        return credential
+
+
+def _invalid(message: str) -> ApiError:
+    AUTH_FAILURES.labels("invalid").inc()
+    return ApiError(
+        401,
+        "invalid_api_key",
+        message,
+        headers={"WWW-Authenticate": _REALM + ', error="invalid_token"'},
+    )

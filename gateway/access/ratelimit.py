@@ -1,0 +1,120 @@
+"""Per-key rate limits, shared by every gateway instance, and the headers that report them.
+
+Each key has one GCRA bucket in Redis (``adapters.ratelimit``, ``deny`` mode): one
+``EVALSHA`` per request decides and updates it atomically against Redis server time, so
+three instances behind a load balancer admit a key's 100/min once, not three times. The
+bucket holds ``limit`` requests (burst = limit) and refills continuously at
+``limit`` per minute: a reseller may spend its minute's budget at once, then one
+request per ``60/limit`` seconds.
+
+Headers on every authenticated response:
+
+* ``X-RateLimit-Limit`` / ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` as the
+  suppliers send them (``Reset`` is the Unix time at which the bucket is full again);
+* ``RateLimit-Policy: "key";q=<limit>;w=60`` and ``RateLimit: "key";r=<remaining>;t=<s>``
+  following draft-ietf-httpapi-ratelimit-headers-10 (September 2025): one policy named
+  ``key``, quota ``q`` per window ``w`` seconds; ``r`` remaining units, ``t`` seconds
+  until the quota is fully restored;
+* on 429, ``Retry-After``: seconds until one more request will be admitted.
+
+When Redis cannot answer, requests are admitted (fail open) or refused with 503 (fail
+closed) according to ``fail_open_reads`` (catalog and order reads) and
+``fail_open_writes`` (order writes), and a warning is logged at most every 10 s per scope.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from redis.exceptions import RedisError
+
+from adapters.ratelimit import RedisRateLimiter
+from gateway.access.authenticate import Credential
+from gateway.access.metrics import RATELIMIT_REJECTIONS, RATELIMIT_UNAVAILABLE
+from gateway.access.models import WRITE_SCOPES
+from gateway.api.errors import ApiError
+from gateway.redis_keys import RedisKeys
+from gateway.settings import AccessSettings
+
+log = logging.getLogger("gateway.access.ratelimit")
+
+Headers = list[tuple[bytes, bytes]]
+POLICY_NAME = "key"
+_WARN_EVERY_SECONDS = 10.0
+
+
+class ResellerLimiter:
+    def __init__(
+        self, limiter: RedisRateLimiter, keys: RedisKeys, settings: AccessSettings
+    ) -> None:
+        self._limiter = limiter
+        self._keys = keys
+        self._fail_open_reads = settings.fail_open_reads
+        self._fail_open_writes = settings.fail_open_writes
+        self._last_warning: dict[str, float] = {}
+
+    async def check(self, credential: Credential, scope: str) -> Headers:
+        """Count one request against the key; return the headers to send, or raise
+        ``ApiError`` 429 (over the limit, headers attached) or 503 (fail closed)."""
+        rate = credential.rate
+        try:
+            decision = await self._limiter.decide(
+                self._keys.reseller_rate(credential.key.id), rate, mode="deny"
+            )
+        except (RedisError, OSError) as exc:
+            return self._unavailable(credential, scope, exc)
+        remaining = max(0, decision.remaining)
+        reset_in = max(1, math.ceil(decision.reset_seconds))
+        headers: Headers = [
+            *policy_headers(rate.limit),
+            (b"x-ratelimit-remaining", str(remaining).encode()),
+            (b"x-ratelimit-reset", str(math.ceil(time.time() + decision.reset_seconds)).encode()),
+            (b"ratelimit", f'"{POLICY_NAME}";r={remaining};t={reset_in}'.encode()),
+        ]
+        if not decision.allowed:
+            RATELIMIT_REJECTIONS.labels(scope).inc()
+            retry_after = max(1, math.ceil(decision.wait_seconds))
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"rate limit of {rate.limit} requests per minute exceeded; "
+                f"retry in {retry_after} s",
+                headers={"Retry-After": str(retry_after), **_as_dict(headers)},
+            )
+        return headers
+
+    def _unavailable(self, credential: Credential, scope: str, exc: Exception) -> Headers:
+        fail_open = self._fail_open_writes if scope in WRITE_SCOPES else self._fail_open_reads
+        RATELIMIT_UNAVAILABLE.labels(scope, "admitted" if fail_open else "refused").inc()
+        now = time.monotonic()
+        if now - self._last_warning.get(scope, -_WARN_EVERY_SECONDS) >= _WARN_EVERY_SECONDS:
+            self._last_warning[scope] = now
+            log.warning(
+                "rate limiter unavailable (%s: %s); failing %s for %s requests",
+                type(exc).__name__,
+                exc,
+                "open" if fail_open else "closed",
+                scope,
+            )
+        if not fail_open:
+            raise ApiError(
+                503,
+                "rate_limiter_unavailable",
+                "the request cannot be rate-limited right now and is refused; retry shortly",
+                headers={"Retry-After": "1"},
+            )
+        return policy_headers(credential.rate.limit)
+
+
+def policy_headers(limit: int) -> Headers:
+    """What is known without Redis: the limit itself."""
+    return [
+        (b"x-ratelimit-limit", str(limit).encode()),
+        (b"ratelimit-policy", f'"{POLICY_NAME}";q={limit};w=60'.encode()),
+    ]
+
+
+def _as_dict(headers: Headers) -> dict[str, str]:
+    return {name.decode(): value.decode() for name, value in headers}

@@ -1,0 +1,108 @@
+"""``Access``: the one object that admits or refuses a request, built once per instance.
+
+It runs the checks in the order that costs least and leaks least: credentials (no Redis
+when cached), reseller status, IP allowlist, scope, and only then the rate limit, so a
+refused request never spends the key's budget and an unauthenticated flood never
+reaches the limiter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from adapters.ratelimit import RedisRateLimiter
+from gateway.access.authenticate import Authenticator, Credential
+from gateway.access.client_ip import client_address, in_networks, parse_networks
+from gateway.access.metrics import AUTH_FAILURES
+from gateway.access.models import ALL_SCOPES
+from gateway.access.ratelimit import Headers, ResellerLimiter
+from gateway.access.store import KeyStore
+from gateway.api.errors import ApiError
+from gateway.redis_keys import RedisKeys
+from gateway.settings import AccessSettings
+
+log = logging.getLogger("gateway.access")
+
+DEMO_RESELLER_ID = "rs_demo"
+
+
+class Access:
+    def __init__(self, store: KeyStore, limiter: ResellerLimiter, settings: AccessSettings) -> None:
+        self.store = store
+        self.limiter = limiter
+        self.authenticator = Authenticator(
+            store,
+            cache_seconds=settings.key_cache_seconds,
+            default_rate_limit=settings.default_rate_limit,
+        )
+        self.trusted_proxies = parse_networks(settings.trusted_proxies)
+        self._demo_key = settings.demo_key
+
+    @classmethod
+    def build(
+        cls, redis: Any, keys: RedisKeys, settings: AccessSettings, *, limiter_redis: Any = None
+    ) -> Access:
+        """Wire the store and limiter to Redis (``limiter_redis``: a separate client, tests)."""
+        limiter_client = limiter_redis if limiter_redis is not None else redis
+        limiter = ResellerLimiter(RedisRateLimiter(limiter_client), keys, settings)
+        return cls(KeyStore(redis, keys), limiter, settings)
+
+    async def start(self) -> None:
+        """Register the demo key when one is configured (``gateway serve`` in demo mode)."""
+        if self._demo_key is not None:
+            await register_demo(self.store, self._demo_key.get_secret_value())
+
+    async def stop(self) -> None:
+        """Nothing runs in the background."""
+
+    async def admit(self, scope: dict[str, Any], required: str) -> tuple[Credential, Headers]:
+        """Admit one ASGI request needing scope ``required``; ``ApiError`` otherwise."""
+        bearer = api_key = None
+        forwarded: list[str] = []
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, credentials = value.decode("latin-1").strip().partition(" ")
+                if scheme.lower() == "bearer":
+                    bearer = credentials.strip()
+            elif name == b"x-api-key":
+                api_key = value.decode("latin-1").strip()
+            elif name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+        credential = await self.authenticator.authenticate(bearer or api_key)
+        if credential.allowed_ips:
+            peer = scope.get("client")
+            address = client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
+            if address is None or not in_networks(address, credential.allowed_ips):
+                AUTH_FAILURES.labels("ip_not_allowed").inc()
+                raise ApiError(
+                    403,
+                    "ip_not_allowed",
+                    f"this API key may not be used from {address or 'an unknown address'}",
+                )
+        if required not in credential.key.scopes:
+            AUTH_FAILURES.labels("insufficient_scope").inc()
+            raise ApiError(
+                403,
+                "insufficient_scope",
+                f"this API key lacks the scope {required!r}",
+                headers={
+                    "WWW-Authenticate": f'Bearer realm="gateway", error="insufficient_scope", '
+                    f'scope="{required}"'
+                },
+            )
+        return credential, await self.limiter.check(credential, required)
+
+
+async def register_demo(store: KeyStore, token: str) -> None:
+    """The demo reseller with ``token`` as its only working key (idempotent: every
+    worker of one ``gateway serve`` registers the same key)."""
+    if await store.get_reseller(DEMO_RESELLER_ID) is None:
+        with contextlib.suppress(ValueError):  # another worker created it first
+            await store.create_reseller("Demo reseller", reseller_id=DEMO_RESELLER_ID)
+    issued = await store.create_key(DEMO_RESELLER_ID, scopes=ALL_SCOPES, name="demo", token=token)
+    for key in await store.list_keys(DEMO_RESELLER_ID):
+        if key.id != issued.key.id and key.status == "active":
+            await store.revoke_key(key.id)  # keys of earlier demo runs
+    log.info("demo reseller %s ready with key id %s", DEMO_RESELLER_ID, issued.key.id)

@@ -1,0 +1,307 @@
+"""Catalog routes: browse, search, detail, categories, brands, supplier status.
+
+Every read is answered from the instance's in-memory index (``CatalogService.state``):
+no Redis round trip per request. Detail is the exception by nature (it comes from the
+supplier, through two cache layers). Prices are the calling reseller's: its own markup
+rule when it has one, else the configured rules.
+
+Mixed currencies: prices are never converted. ``min_price``/``max_price`` are minor units
+of ``currency`` and require it; a price sort orders by currency first, then amount.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from gateway.api.errors import ApiError
+from gateway.api.spec import operation, parse_query
+from gateway.catalog import schema
+from gateway.catalog.detail import DetailNotFound, DetailUnavailable
+from gateway.catalog.render import render_detail
+from gateway.catalog.service import CatalogService
+from gateway.pricing import MarkupRule
+
+MAX_PAGE = 10_000
+LOADING_RETRY_AFTER = "5"
+
+
+class ProductQuery(BaseModel):
+    """Filters, sort and pagination shared by ``/v1/products`` and ``/v1/search``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    q: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Full text over name, brand, category and description: prefix "
+        "matching, one typo tolerated in words of 5+ letters, case/accent-insensitive.",
+    )
+    category: str | None = Field(default=None, max_length=100, description="Unified category.")
+    brand: str | None = Field(default=None, max_length=100)
+    supplier: str | None = Field(default=None, max_length=64)
+    country: str | None = Field(
+        default=None, pattern=r"^[A-Za-z]{3}$", description="ISO 3166-1 alpha-3."
+    )
+    currency: str | None = Field(default=None, pattern=r"^[A-Za-z]{3}$", description="ISO 4217.")
+    min_price: int | None = Field(
+        default=None, ge=0, le=10**12, description="Minor units of `currency` (required)."
+    )
+    max_price: int | None = Field(
+        default=None, ge=0, le=10**12, description="Minor units of `currency` (required)."
+    )
+    in_stock: bool | None = Field(default=None, description="Only products in stock (true).")
+    sort: Literal["relevance", "price_asc", "price_desc", "name"] | None = Field(
+        default=None,
+        description="Default: relevance with q, else name. Price sorts order by currency, "
+        "then amount (currencies are never converted).",
+    )
+    page: int = Field(default=1, ge=1, le=MAX_PAGE)
+    page_size: int = Field(default=20, ge=1, le=100)
+    facets: bool = Field(
+        default=False, description="Add counts per category, brand, supplier and country."
+    )
+
+    @field_validator("q", "category", "brand", "supplier", mode="after")
+    @classmethod
+    def _blank_is_absent(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("country", "currency", mode="after")
+    @classmethod
+    def _upper(cls, value: str | None) -> str | None:
+        return value.upper() if value else None
+
+    @model_validator(mode="after")
+    def _price_bounds(self) -> ProductQuery:
+        if (self.min_price is not None or self.max_price is not None) and not self.currency:
+            raise ValueError("min_price and max_price need currency (prices are not converted)")
+        if (
+            self.min_price is not None
+            and self.max_price is not None
+            and self.min_price > self.max_price
+        ):
+            raise ValueError("min_price is greater than max_price")
+        return self
+
+
+class SearchParams(ProductQuery):
+    q: str = Field(  # type: ignore[assignment]
+        min_length=1,
+        max_length=200,
+        description="Search text (required): prefix matching, one typo tolerated in words "
+        "of 5+ letters, case/accent-insensitive.",
+    )
+
+
+def _service(request: Request) -> CatalogService:
+    return request.app.state.gateway.services["catalog"]  # type: ignore[no-any-return]
+
+
+def _reseller_rule(request: Request) -> MarkupRule | None:
+    reseller = getattr(request.state, "reseller", None)
+    return getattr(reseller, "markup", None)
+
+
+def _loaded_index(service: CatalogService) -> Any:
+    index = service.index
+    if index is None:
+        raise ApiError(
+            503,
+            "catalog_loading",
+            "the catalog is still loading; try again shortly",
+            headers={"Retry-After": LOADING_RETRY_AFTER},
+        )
+    return index
+
+
+def _page(request: Request, params: ProductQuery) -> Response:
+    from gateway.catalog.index import SearchQuery
+
+    service = _service(request)
+    index = _loaded_index(service)
+    rule = _reseller_rule(request)
+    sort = params.sort
+    if sort == "relevance" and not params.q:
+        sort = None  # nothing to rank by: the default (name) order
+    result = index.search(
+        SearchQuery(
+            text=params.q,
+            category=params.category,
+            brand=params.brand,
+            supplier=params.supplier,
+            country=params.country,
+            currency=params.currency,
+            min_price=params.min_price,
+            max_price=params.max_price,
+            in_stock=params.in_stock,
+            sort=sort,
+            offset=(params.page - 1) * params.page_size,
+            limit=params.page_size,
+            facets=params.facets,
+        ),
+        rule,
+    )
+    data: dict[str, Any] = {
+        "products": index.summaries(result.ids, rule),
+        "total": result.total,
+        "page": params.page,
+        "page_size": params.page_size,
+    }
+    if params.facets:
+        data["facets"] = result.facets
+    return JSONResponse({"data": data})
+
+
+@operation(
+    summary="Browse the merged catalog",
+    operation_id="listProducts",
+    tag="catalog",
+    scope="catalog:read",
+    query=ProductQuery,
+    response=schema.ProductPageResponse,
+    errors=(400, 503),
+    description="Every supplier's products in one list, filtered, sorted and paginated, "
+    "with your prices.",
+)
+async def list_products(request: Request) -> Response:
+    return _page(request, parse_query(request, ProductQuery))
+
+
+@operation(
+    summary="Search the merged catalog",
+    operation_id="searchProducts",
+    tag="catalog",
+    scope="catalog:read",
+    query=SearchParams,
+    response=schema.ProductPageResponse,
+    errors=(400, 503),
+    description="Relevance-ranked full-text search across every supplier, with the same "
+    "filters and pagination as listProducts.",
+)
+async def search_products(request: Request) -> Response:
+    return _page(request, parse_query(request, SearchParams))
+
+
+@operation(
+    summary="One product's full detail",
+    operation_id="getProduct",
+    tag="catalog",
+    scope="catalog:read",
+    response=schema.ProductDetailResponse,
+    errors=(404, 503),
+    description="Description, terms, how to use, activation details, specifications and "
+    "variants with your prices. Fetched from the supplier and cached; while the supplier "
+    "is unreachable an older cached copy is served with stale=true.",
+)
+async def get_product(request: Request) -> Response:
+    service = _service(request)
+    _loaded_index(service)
+    product_id: str = request.path_params["product_id"]
+    product = service.find(product_id) if len(product_id) <= 300 else None
+    if product is None:
+        raise ApiError(404, "not_found", f"no product {product_id[:300]!r} in the catalog")
+    try:
+        result = await service.details.get(product)
+    except DetailNotFound as exc:
+        raise ApiError(404, "not_found", f"product {product_id!r} is no longer available") from exc
+    except DetailUnavailable as exc:
+        retry = exc.retry_after
+        raise ApiError(
+            503,
+            "supplier_unavailable",
+            f"the supplier of {product_id!r} cannot be reached; try again later",
+            headers={"Retry-After": str(max(1, int(retry or 0) + 1))},
+        ) from exc
+    body = render_detail(
+        result.detail, service.prices, service.taxonomy, _reseller_rule(request), stale=result.stale
+    )
+    return JSONResponse({"data": body})
+
+
+@operation(
+    summary="Categories across suppliers",
+    operation_id="listCategories",
+    tag="catalog",
+    scope="catalog:read",
+    response=schema.NamedCountsResponse,
+    errors=(503,),
+    description="Unified categories with product counts; names differing only by case or "
+    "spacing are one category.",
+)
+async def list_categories(request: Request) -> Response:
+    index = _loaded_index(_service(request))
+    return JSONResponse(
+        {"data": [{"name": n, "product_count": c} for n, c in index.categories()]}
+    )
+
+
+@operation(
+    summary="Brands across suppliers",
+    operation_id="listBrands",
+    tag="catalog",
+    scope="catalog:read",
+    response=schema.NamedCountsResponse,
+    errors=(503,),
+)
+async def list_brands(request: Request) -> Response:
+    index = _loaded_index(_service(request))
+    return JSONResponse({"data": [{"name": n, "product_count": c} for n, c in index.brands()]})
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts is not None else None
+
+
+@operation(
+    summary="Suppliers and their catalog sync status",
+    operation_id="listSuppliers",
+    tag="catalog",
+    scope="catalog:read",
+    response=schema.SupplierStatusResponse,
+)
+async def list_suppliers(request: Request) -> Response:
+    service = _service(request)
+    statuses = await service.statuses()
+    state = service.state
+    settings = service.settings
+    now = datetime.now(UTC).timestamp()
+    data = []
+    for name, adapter in service.adapters.items():
+        status = statuses[name]
+        data.append(
+            {
+                "name": name,
+                "display_name": getattr(adapter, "display_name", name),
+                "products": status.products,
+                "version": status.version,
+                "served_version": state.versions.get(name) if state is not None else None,
+                "stale": status.is_stale(
+                    now, settings.sync_interval_seconds, settings.sync_lock_seconds
+                ),
+                "syncing": status.syncing,
+                "last_success_at": _iso(status.last_success_at),
+                "last_attempt_at": _iso(status.last_attempt_at),
+                "last_error": status.last_error,
+                "last_error_at": _iso(status.last_error_at),
+                "duration_seconds": status.duration_seconds,
+                "pages": status.pages,
+                "circuit": adapter.breaker.state.value,
+            }
+        )
+    return JSONResponse({"data": data})
+
+
+routes = [
+    Route("/v1/products", list_products, methods=["GET"]),
+    Route("/v1/search", search_products, methods=["GET"]),
+    Route("/v1/products/{product_id}", get_product, methods=["GET"]),
+    Route("/v1/categories", list_categories, methods=["GET"]),
+    Route("/v1/brands", list_brands, methods=["GET"]),
+    Route("/v1/suppliers", list_suppliers, methods=["GET"]),
+]

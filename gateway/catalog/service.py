@@ -1,0 +1,316 @@
+"""One instance's catalog: the served index, the snapshot watcher and the periodic sync.
+
+Requests never touch Redis for catalog reads: they read ``service.state``, an immutable
+``CatalogState`` holding one ``CatalogIndex`` over every supplier's current snapshot.
+A new state is built off to the side (in a thread, so the event loop keeps answering)
+and swapped in with one attribute assignment; a request that started on the old state
+finishes on it. Which versions are current is learnt by polling the suppliers' version
+pointers (one pipelined round trip, every ``snapshot_poll_seconds``), and at once when a
+sync in this instance publishes.
+
+Every instance also runs one sync loop per supplier; the lock in ``CatalogSync`` lets only
+one instance sync a supplier at a time, and the shared status spaces the syncs by
+``sync_interval_seconds`` whoever ran the last one.
+
+Readiness: ready once every configured supplier is either loaded or known to have failed
+its sync with nothing to serve (one supplier's outage must not keep the others out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any
+
+from adapters.base import SupplierAdapter
+from adapters.models import Product
+from gateway.catalog import metrics
+from gateway.catalog.detail import DetailCache
+from gateway.catalog.snapshot import LoadedSnapshot, SnapshotMissing, SnapshotStore
+from gateway.catalog.sync import CatalogSync, SyncReport, SyncStatus
+from gateway.catalog.taxonomy import Taxonomy
+from gateway.pricing import MarkupRule, PriceList
+from gateway.redis_keys import RedisKeys
+from gateway.settings import CatalogSettings
+
+if TYPE_CHECKING:
+    from gateway.catalog.index import CatalogIndex
+
+log = logging.getLogger("gateway.catalog.service")
+
+
+def price_list(settings: CatalogSettings) -> PriceList:
+    """The configured markup rules (global, then per supplier/category overrides)."""
+    try:
+        percent = Decimal(settings.markup_percent)
+    except InvalidOperation as exc:
+        raise ValueError(f"catalog.markup_percent {settings.markup_percent!r} is not a number") from exc
+    global_rule = MarkupRule(percent=percent, fixed_minor=settings.markup_fixed_minor)
+    rules = [MarkupRule.model_validate(rule) for rule in settings.markup_rules]
+    return PriceList(global_rule, rules)
+
+
+def grace_seconds(settings: CatalogSettings) -> float:
+    """How long a replaced version stays readable: long enough for any instance that
+    saw the old pointer to finish reading it."""
+    return max(60.0, 10 * settings.snapshot_poll_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogState:
+    """What one instance serves; immutable, replaced whole."""
+
+    index: CatalogIndex
+    versions: Mapping[str, int]
+    snapshots: Mapping[str, LoadedSnapshot]
+    built_at: float
+
+
+@dataclass
+class _Readiness:
+    #: Suppliers without a snapshot whose sync is known to have failed.
+    settled: set[str] = field(default_factory=set)
+
+
+class CatalogService:
+    def __init__(
+        self,
+        *,
+        redis: Any,
+        keys: RedisKeys,
+        adapters: Mapping[str, SupplierAdapter],
+        settings: CatalogSettings,
+        prices: PriceList | None = None,
+        taxonomy: Taxonomy | None = None,
+        sync_enabled: bool = True,
+        watch_enabled: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.adapters = adapters
+        self.settings = settings
+        self.prices = prices if prices is not None else price_list(settings)
+        self.taxonomy = taxonomy if taxonomy is not None else Taxonomy.from_file(settings.taxonomy_file)
+        self.sync_enabled = sync_enabled
+        self.watch_enabled = watch_enabled
+        self.store = SnapshotStore(redis, keys, grace_seconds=grace_seconds(settings))
+        self.syncs = {
+            name: CatalogSync(
+                adapter,
+                self.store,
+                lock_seconds=settings.sync_lock_seconds,
+                interval_seconds=settings.sync_interval_seconds,
+                clock=clock,
+            )
+            for name, adapter in adapters.items()
+        }
+        self.details = DetailCache(
+            redis,
+            keys,
+            adapters,
+            ttl_seconds=settings.detail_ttl_seconds,
+            memory_ttl_seconds=settings.detail_memory_ttl_seconds,
+            memory_size=settings.detail_memory_size,
+            clock=clock,
+        )
+        self.state: CatalogState | None = None
+        self._readiness = _Readiness()
+        self._refresh_lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._statuses: dict[str, SyncStatus] = {}
+        self._clock = clock
+
+    # --------------------------------------------------------------- reading
+
+    @property
+    def index(self) -> CatalogIndex | None:
+        state = self.state
+        return state.index if state is not None else None
+
+    def find(self, product_id: str) -> Product | None:
+        index = self.index
+        return index.product(product_id) if index is not None else None
+
+    @property
+    def ready(self) -> bool:
+        state = self.state
+        if state is None:
+            return False
+        return all(
+            name in state.versions or name in self._readiness.settled for name in self.adapters
+        )
+
+    def readiness(self) -> dict[str, Any]:
+        """The catalog part of ``/readyz``."""
+        state = self.state
+        suppliers: dict[str, Any] = {}
+        for name in self.adapters:
+            version = state.versions.get(name) if state is not None else None
+            if version is not None:
+                suppliers[name] = {"catalog": "loaded", "version": version}
+            elif name in self._readiness.settled:
+                suppliers[name] = {"catalog": "failed"}
+            else:
+                suppliers[name] = {"catalog": "loading"}
+        return {
+            "catalog": "ready" if self.ready else "loading",
+            "products": len(state.index) if state is not None else 0,
+            "suppliers": suppliers,
+        }
+
+    # ------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Load what Redis holds (so a new instance serves at once), then start the
+        watcher and the sync loops. Idempotent."""
+        if self._tasks:
+            return
+        try:
+            await self.refresh()
+        except Exception as exc:  # Redis trouble at start: the watcher keeps trying
+            log.warning("initial catalog load failed: %r", exc)
+        if self.watch_enabled:
+            self._tasks.append(asyncio.create_task(self._watch(), name="catalog:watch"))
+        if self.sync_enabled:
+            for name in self.syncs:
+                self._tasks.append(
+                    asyncio.create_task(self._sync_loop(name), name=f"catalog:sync:{name}")
+                )
+
+    async def stop(self) -> None:
+        """Cancel the background work and wait for it (a running sync releases its lock
+        and discards its staged version). Idempotent."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # ------------------------------------------------------------ refreshing
+
+    async def refresh(self) -> bool:
+        """Load every supplier whose published version differs from the one served and
+        swap in a rebuilt index. Returns whether the served state changed."""
+        async with self._refresh_lock:
+            names = list(self.adapters)
+            current = await self.store.current_versions(names)
+            await self._note_failures([n for n, v in current.items() if v is None])
+            state = self.state
+            served = dict(state.versions) if state is not None else {}
+            changed = {n: v for n, v in current.items() if v is not None and served.get(n) != v}
+            if not changed and (state is not None or names):
+                return False
+            snapshots = dict(state.snapshots) if state is not None else {}
+            for name in changed:
+                try:
+                    loaded = await self.store.load_current(name)
+                except SnapshotMissing as exc:
+                    log.warning("catalog snapshot of %s unreadable now: %s", name, exc)
+                    continue
+                if loaded is not None:
+                    snapshots[name] = loaded
+            if not snapshots and names:
+                return False
+            if state is not None and all(
+                snapshots.get(n) is state.snapshots.get(n) for n in snapshots
+            ):
+                return False
+            started = time.perf_counter()
+            index = await asyncio.to_thread(self._build, snapshots)
+            metrics.INDEX_BUILD.observe(time.perf_counter() - started)
+            self.state = CatalogState(
+                index=index,
+                versions={n: s.meta.version for n, s in snapshots.items()},
+                snapshots=snapshots,
+                built_at=self._clock(),
+            )
+            for name, snap in snapshots.items():
+                metrics.PRODUCTS.labels(name).set(snap.meta.products)
+                metrics.SNAPSHOT_VERSION.labels(name).set(snap.meta.version)
+            log.info(
+                "catalog index rebuilt: %s products, versions %s",
+                len(index),
+                dict(self.state.versions),
+            )
+            return True
+
+    def _build(self, snapshots: Mapping[str, LoadedSnapshot]) -> CatalogIndex:
+        from gateway.catalog.index import CatalogIndex
+
+        products: Iterable[Product] = itertools.chain.from_iterable(
+            snap.products() for snap in snapshots.values()
+        )
+        return CatalogIndex.build(products, self.prices, self.taxonomy)
+
+    async def _note_failures(self, unpublished: list[str]) -> None:
+        """Suppliers with nothing published: settled (for readiness) once a sync of theirs
+        has failed, so their outage does not keep this instance unready."""
+        for name in unpublished:
+            if name in self._readiness.settled:
+                continue
+            status = await self.syncs[name].status()
+            if status.outcome == "failed":
+                self._readiness.settled.add(name)
+
+    async def _watch(self) -> None:
+        poll = self.settings.snapshot_poll_seconds
+        while True:
+            try:
+                await self.refresh()
+            except Exception as exc:
+                log.warning("catalog refresh failed: %r", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), poll)
+            self._wake.clear()
+
+    # --------------------------------------------------------------- syncing
+
+    async def sync(
+        self, supplier: str, *, force: bool = False, progress: Any = None
+    ) -> SyncReport:
+        """Run one sync of ``supplier`` in this instance; wake the watcher on success."""
+        report = await self.syncs[supplier].run(force=force, progress=progress)
+        if report.outcome == "published":
+            self._wake.set()
+        return report
+
+    async def _sync_loop(self, name: str) -> None:
+        sync = self.syncs[name]
+        while True:
+            try:
+                wait = sync.due_in(await sync.status())
+                if wait <= 0:
+                    report = await self.sync(name)
+                    wait = (
+                        min(sync.retry_seconds, 30.0)
+                        if report.outcome == "busy"
+                        else sync.due_in(await sync.status())
+                    )
+            except Exception as exc:  # Redis down, say: try again later
+                log.warning("catalog sync loop of %s: %r", name, exc)
+                wait = sync.retry_seconds
+            # Jitter spreads instances that woke together; the lock settles the rest.
+            await asyncio.sleep(max(wait, 0.05) + random.uniform(0, min(2.0, 0.05 * wait + 0.1)))
+
+    # ---------------------------------------------------------------- status
+
+    async def statuses(self) -> dict[str, SyncStatus]:
+        """Each configured supplier's sync status from Redis; the last known one per
+        supplier when Redis does not answer."""
+        for name, sync in self.syncs.items():
+            try:
+                self._statuses[name] = await sync.status()
+            except Exception as exc:
+                log.warning("reading the %s sync status failed: %r", name, exc)
+                self._statuses.setdefault(name, SyncStatus(name))
+        return dict(self._statuses)

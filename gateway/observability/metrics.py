@@ -1,0 +1,233 @@
+"""HTTP metrics and the ``/metrics`` exposition, correct under several worker processes.
+
+Label values are bounded, so one client cannot blow up the series count: ``route`` is the
+matched Starlette route's *path template* (``/v1/products/{id}``), never the raw URL, and
+``UNMATCHED`` for anything no route matches; ``method`` is one of the standard methods or
+``other``; ``status`` is the numeric code.
+
+Multiprocess mode
+-----------------
+With ``PROMETHEUS_MULTIPROC_DIR`` set *before the first metric is created*, every process
+writes its samples to memory-mapped files in that directory, and ``/metrics`` (whichever
+worker answers) merges them: counters and histograms are summed across processes. Gauges
+say how to merge with ``multiprocess_mode``, and every gauge in the gateway must pick one
+(a test enforces it), because the default (``all``) exports one series per pid:
+
+* ``livesum``    a quantity every live process contributes to (requests in flight);
+* ``max``        a state where the worst process counts (circuit open = 2);
+* ``mostrecent`` a value any process may report, the latest wins (upstream quota left,
+  catalog snapshot version, last successful sync timestamp, products per supplier).
+
+``gateway serve --workers N`` creates (and wipes) the directory itself when the variable
+is unset; when ops set it, it must be a directory private to that one server, emptied
+before start. A separate ``gateway worker`` process serves its own ``/metrics`` on its own
+port (``serve_metrics``) and Prometheus scrapes it as one more target.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+UNMATCHED = "<unmatched>"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+HTTP_REQUESTS = Counter(
+    "gateway_http_requests_total",
+    "HTTP requests answered, by route template, method and status code.",
+    ["route", "method", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "gateway_http_request_duration_seconds",
+    "Time from request to the end of the response, by route template and method.",
+    ["route", "method"],
+    # Catalog reads answer in well under a millisecond; Prefer: wait holds up to 30 s.
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+HTTP_IN_FLIGHT = Gauge(
+    "gateway_http_requests_in_flight",
+    "Requests being served right now (all live worker processes together).",
+    multiprocess_mode="livesum",
+)
+
+
+def normalise_method(method: str) -> str:
+    return method if method in METHODS else "other"
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text exposition of this process, or of every process when in multiprocess mode."""
+    path = multiprocess_dir()
+    if path:
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry, path=path)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics`` for Prometheus. Merging the mmap files of many workers takes a few
+    milliseconds; it runs in a thread so the event loop keeps serving meanwhile."""
+    from starlette.concurrency import run_in_threadpool
+
+    body, content_type = await run_in_threadpool(exposition)
+    return Response(body, media_type=content_type)
+
+
+routes = [Route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)]
+
+
+def prepare_multiprocess(workers: int) -> str | None:
+    """Before spawning ``workers`` processes: make sure their metrics are merged.
+
+    With more than one worker and no ``PROMETHEUS_MULTIPROC_DIR``, a fresh temporary
+    directory is created and exported (children inherit it); a configured directory is
+    emptied, since files left by a previous run would add old counts to new ones.
+    Returns the directory the caller must remove afterwards, if it created one."""
+    path = multiprocess_dir()
+    if path:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        for stale in Path(path).glob("*.db"):
+            stale.unlink(missing_ok=True)
+        return None
+    if workers <= 1:
+        return None
+    created = tempfile.mkdtemp(prefix="gateway-metrics-")
+    os.environ[MULTIPROC_ENV] = created
+    return created
+
+
+def remove_multiprocess_dir(path: str | None) -> None:
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def process_exited(pid: int | None = None) -> None:
+    """Drop a finished process's ``live*`` gauges (its in-flight count) from the merge."""
+    if multiprocess_dir():
+        _multiprocess.mark_process_dead(pid or os.getpid())
+
+
+def serve_metrics(port: int, host: str = "0.0.0.0") -> threading.Thread:
+    """Expose ``/metrics`` from a process that serves no HTTP app (``gateway worker``)."""
+    from prometheus_client import start_http_server
+
+    registry: CollectorRegistry = REGISTRY
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)
+    _server, thread = start_http_server(port, addr=host, registry=registry)
+    return thread
+
+
+# --------------------------------------------------------------- route labels
+
+
+class RouteTemplates:
+    """Maps a request to the full path template of the route that serves it.
+
+    Starlette records the matched route in ``scope["route"]``; a route inside a ``Mount``
+    only knows its own part of the path, so the full templates are computed once from the
+    routing tree. Requests answered before routing (authentication, rate limiting) have no
+    ``scope["route"]``: they are matched here against the same tree, which gives them the
+    same label as the requests that get through.
+    """
+
+    def __init__(self) -> None:
+        self._by_route: dict[int, str] = {}
+        self._routes: list[BaseRoute] | None = None
+
+    def label(self, scope: dict[str, Any]) -> str:
+        routes = _app_routes(scope)
+        if routes is not self._routes:
+            self._routes = routes
+            self._by_route = dict(_templates(routes or [], ""))
+        route = scope.get("route")
+        if route is not None:
+            found = self._by_route.get(id(route))
+            if found is None:  # routes added after start-up
+                self._by_route = dict(_templates(routes or [], ""))
+                found = self._by_route.get(id(route))
+            if found is not None:
+                return found
+        return _match(routes or [], scope, "") or UNMATCHED
+
+    def routed(self, scope: dict[str, Any]) -> str | None:
+        """The template once the router has matched this request, else ``None`` (cheap:
+        for log lines written while the request is served)."""
+        return self.label(scope) if scope.get("route") is not None else None
+
+
+def _app_routes(scope: dict[str, Any]) -> list[BaseRoute] | None:
+    app = scope.get("app")
+    router = getattr(app, "router", None)
+    routes = getattr(router, "routes", None)
+    return routes if isinstance(routes, list) else None
+
+
+def _templates(routes: Iterable[BaseRoute], prefix: str) -> Iterable[tuple[int, str]]:
+    for route in routes:
+        if isinstance(route, Mount):
+            inner = route.routes
+            if inner:
+                yield id(route), prefix + route.path + "/{path:path}"
+                yield from _templates(inner, prefix + route.path)
+            else:
+                yield id(route), prefix + route.path + "/{path:path}"
+        else:
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                yield id(route), prefix + path
+
+
+def _match(routes: Iterable[BaseRoute], scope: dict[str, Any], prefix: str) -> str | None:
+    """The template of the route that would serve ``scope`` (a method mismatch counts:
+    a 405 on ``/v1/orders`` is still about ``/v1/orders``)."""
+    from starlette.routing import Match
+
+    partial: str | None = None
+    for route in routes:
+        try:
+            match, child = route.matches(scope)
+        except Exception:  # a malformed path must not break the metrics
+            continue
+        if match is Match.NONE:
+            continue
+        if isinstance(route, Mount):
+            inner = route.routes
+            if inner:
+                found = _match(inner, {**scope, **child}, prefix + route.path)
+                if found is not None:
+                    return found
+                continue
+            template = prefix + route.path + "/{path:path}"
+        else:
+            template = prefix + str(getattr(route, "path", ""))
+        if match is Match.FULL:
+            return template
+        partial = partial or template
+    return partial

@@ -1,0 +1,42 @@
+"""How the gateway stops: gracefully, in a bounded time, losing nothing.
+
+On SIGTERM (Kubernetes, ``docker stop``) or SIGINT, uvicorn
+
+1. stops accepting: the listening sockets close at once, so the load balancer's next
+   connection goes to another instance (Kubernetes removes the pod from the Service's
+   endpoints at the same moment; the Deployment's ``preStop`` sleep covers the gap until
+   every node has heard);
+2. finishes in-flight requests: idle keep-alive connections are closed, requests being
+   served run to their end, for at most ``http.shutdown_grace_seconds`` (which must exceed
+   the longest request, ``orders.max_wait_seconds`` of ``Prefer: wait``), after which the
+   stragglers are cancelled;
+3. runs the app's shutdown: the gateway closes its clients, and in-process order workers
+   stop taking new stream entries. An order job that was read but not acknowledged stays
+   *pending* in the Redis Stream's consumer group, and another worker claims it after the
+   idle timeout: unfinished order work is never dropped, and never done twice, because
+   every upstream call carries the order's deterministic reference.
+
+A second signal forces an immediate exit (step 2 is skipped); that too loses no order,
+only the answers to the requests still in flight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.settings import Settings
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` shared by every entry."""
+    return {
+        "timeout_graceful_shutdown": settings.http.shutdown_grace_seconds,
+        # Longer than a load balancer's idle timeout (AWS ALB 60 s by default), so the
+        # balancer, not the server, closes idle connections: no request is sent on a
+        # connection the server is closing (a 502). Shutdown closes idle ones anyway.
+        "timeout_keep_alive": 65,
+        # Our JSON handler (configure_logging) formats uvicorn's lines too.
+        "log_config": None,
+        "access_log": False,
+        "log_level": settings.log_level.lower(),
+    }

@@ -1,0 +1,160 @@
+"""The order as stored: states, items, upstream parts, webhook delivery.
+
+One reseller order becomes one or more *parts*, one upstream order each (one per supplier,
+split further by the adapter's ``max_lines_per_order``). The reseller never sees parts: it
+sees one order whose status sums them up, and a status per item.
+
+Order status (what the reseller sees)::
+
+    pending ──► processing ──► completed | partially_completed | failed
+       └───────────────────────────────────────────▲ (a placement refused at once)
+
+* ``pending``: accepted and stored; no supplier has been asked yet.
+* ``processing``: at least one part is being placed, awaits fulfilment, is being retried,
+  or is held for review after an unresolvable outcome.
+* ``completed`` (final): every unit of every item was delivered.
+* ``partially_completed`` (final): some units were delivered, others failed.
+* ``failed`` (final): nothing was delivered (nothing is charged by the suppliers).
+
+Item status: ``pending`` → ``processing`` → ``delivered`` | ``partially_delivered``
+(``delivered_quantity`` < ``quantity``) | ``failed``; the last three are final.
+
+Part state (internal, shown by ``gateway orders review``): ``pending`` (not yet accepted
+upstream), ``placed`` (accepted, awaiting fulfilment), ``review`` (held: outcome unknown,
+never re-sent blindly), and the final ``delivered``, ``partially_delivered``, ``failed``.
+
+Codes are stored per item as one Fernet token (``codes``); see ``gateway.orders.crypto``.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from pydantic import BaseModel, ConfigDict
+
+from adapters.models import Money
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    PARTIALLY_COMPLETED = "partially_completed"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_ORDER
+
+
+_FINAL_ORDER = frozenset(
+    {OrderStatus.COMPLETED, OrderStatus.PARTIALLY_COMPLETED, OrderStatus.FAILED}
+)
+
+
+class ItemStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DELIVERED = "delivered"
+    PARTIALLY_DELIVERED = "partially_delivered"
+    FAILED = "failed"
+
+
+class PartState(enum.StrEnum):
+    PENDING = "pending"
+    PLACED = "placed"
+    REVIEW = "review"
+    DELIVERED = "delivered"
+    PARTIALLY_DELIVERED = "partially_delivered"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL_PART
+
+
+_FINAL_PART = frozenset({PartState.DELIVERED, PartState.PARTIALLY_DELIVERED, PartState.FAILED})
+
+
+class WebhookState(enum.StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class _Stored(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
+
+class Failure(_Stored):
+    """Why an item failed, for the reseller: a stable code and a readable message."""
+
+    code: str
+    message: str
+
+
+class StoredItem(_Stored):
+    variant_id: str
+    product_id: str
+    product_name: str
+    variant_name: str
+    supplier: str
+    quantity: int
+    face_value: Money | None = None
+    unit_price: Money
+    status: ItemStatus = ItemStatus.PENDING
+    delivered_quantity: int = 0
+    codes: str | None = None
+    failure: Failure | None = None
+
+
+class Part(_Stored):
+    n: int
+    supplier: str
+    reference: str
+    items: list[int]
+    state: PartState = PartState.PENDING
+    #: Nonce of the one live job for this part; a job carrying another nonce is stale.
+    job: str | None = None
+    upstream_id: str | None = None
+    upstream_state: str | None = None
+    attempts: int = 0
+    polls: int = 0
+    first_attempt_at: float | None = None
+    placed_at: float | None = None
+    finished_at: float | None = None
+    review_reason: str | None = None
+    last_error: str | None = None
+
+
+class WebhookDelivery(_Stored):
+    state: WebhookState = WebhookState.PENDING
+    event_id: str
+    event_type: str | None = None
+    job: str | None = None
+    attempts: int = 0
+    last_status: int | None = None
+    last_error: str | None = None
+    first_attempt_at: float | None = None
+    last_attempt_at: float | None = None
+    next_attempt_at: float | None = None
+    delivered_at: float | None = None
+
+
+class StoredOrder(_Stored):
+    id: str
+    reseller_id: str
+    reference: str | None = None
+    status: OrderStatus = OrderStatus.PENDING
+    created_at: float
+    updated_at: float
+    final_at: float | None = None
+    items: list[StoredItem]
+    parts: list[Part]
+    webhook: WebhookDelivery | None = None
+
+    def part(self, n: int) -> Part:
+        for part in self.parts:
+            if part.n == n:
+                return part
+        raise KeyError(f"order {self.id} has no part {n}")

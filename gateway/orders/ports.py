@@ -1,0 +1,137 @@
+"""What the orders service needs from the rest of the gateway, as small ports.
+
+The catalog (live products and reseller prices) and reseller access (who is calling,
+where its webhooks go) are built by other parts of the gateway; orders depend only on
+these protocols, wired to the real implementations in ``gateway.orders.wiring``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from adapters.models import Money, Product, Variant, discounted_cost
+from gateway.pricing import MarkupRule, PriceList
+
+
+class ResellerLike(Protocol):
+    """The calling reseller as the access layer puts it on ``request.state.reseller``."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def markup(self) -> MarkupRule | None: ...
+
+    @property
+    def webhook_url(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    url: str
+    secret: str
+
+
+class ResellerDirectory(Protocol):
+    async def webhook_target(self, reseller_id: str) -> WebhookTarget | None:
+        """Where the reseller's webhooks go and the secret that signs them, read when
+        an event is sent (so a changed URL or secret applies to pending deliveries)."""
+        ...
+
+
+class CatalogLookup(Protocol):
+    def ready(self) -> bool:
+        """Whether a catalog is loaded (before that nothing can be validated)."""
+        ...
+
+    def find_variant(self, variant_id: str) -> tuple[Product, Variant] | None:
+        """The live product and variant, or None when the catalog does not have it."""
+        ...
+
+    def unit_price(
+        self,
+        product: Product,
+        variant: Variant,
+        face_value: Money | None,
+        markup: MarkupRule | None,
+    ) -> Money | None:
+        """The reseller's price for one unit, as the catalog shows it (None when the
+        variant cannot be priced)."""
+        ...
+
+
+def product_id_of(variant_id: str) -> str:
+    """``<supplier>:<upstream id>:<key>`` → ``<supplier>:<upstream id>``."""
+    return variant_id.rpartition(":")[0]
+
+
+class PricedCatalog:
+    """A ``CatalogLookup`` over any product finder, priced exactly like the catalog's own
+    rendering: supplier cost (a range variant: its chosen face value less the discount,
+    rounded up) plus the markup rule resolved by supplier and unified category."""
+
+    def __init__(
+        self,
+        find: Callable[[str], Product | None],
+        prices: PriceList,
+        taxonomy: Callable[[str, str | None], str | None] = lambda _supplier, cat: cat,
+        ready: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self._find = find
+        self._prices = prices
+        self._taxonomy = taxonomy
+        self._ready = ready
+
+    def ready(self) -> bool:
+        return self._ready()
+
+    def find_variant(self, variant_id: str) -> tuple[Product, Variant] | None:
+        product = self._find(product_id_of(variant_id))
+        if product is None:
+            return None
+        for variant in product.variants:
+            if variant.id == variant_id:
+                return product, variant
+        return None
+
+    def unit_price(
+        self,
+        product: Product,
+        variant: Variant,
+        face_value: Money | None,
+        markup: MarkupRule | None,
+    ) -> Money | None:
+        cost = _unit_cost(variant, face_value)
+        if cost is None:
+            return None
+        category = self._taxonomy(product.supplier, product.category)
+        rule = self._prices.rule_for(product.supplier, category, markup)
+        return Money(amount=rule.apply(cost.amount), currency=cost.currency)
+
+
+def _unit_cost(variant: Variant, face_value: Money | None) -> Money | None:
+    if variant.is_range:
+        if face_value is None:
+            return None
+        amount = discounted_cost(face_value.amount, variant.discount_percent or 0)
+        return Money(amount=amount, currency=face_value.currency)
+    if variant.cost is not None:
+        return variant.cost
+    if variant.face_value is not None:
+        amount = discounted_cost(variant.face_value.amount, variant.discount_percent or 0)
+        return Money(amount=amount, currency=variant.face_value.currency)
+    return None
+
+
+class NoWebhooks:
+    """A directory with no webhook targets (a process without reseller access)."""
+
+    async def webhook_target(self, reseller_id: str) -> WebhookTarget | None:
+        return None
+
+
+def reseller_of(state: Any) -> ResellerLike | None:
+    """The reseller the access layer attached to a request, if any."""
+    return getattr(state, "reseller", None)

@@ -1,0 +1,546 @@
+"""What a worker does with each job: place, poll, reconcile, deliver a webhook.
+
+Every handler follows the same shape, which is what makes re-delivery harmless:
+
+1. read the order and check the job is still the part's live job (``Part.job`` equals
+   the job's nonce) and the part is in the state the job expects; otherwise the work was
+   done already (by this job's first delivery, or by another worker): acknowledge, stop;
+2. call the supplier, always with the part's deterministic reference;
+3. commit the outcome with compare-and-set, atomically with acknowledging the job and
+   enqueueing the next one. If another worker committed first, re-read: step 1 decides.
+
+Outcomes of a placement:
+
+* an upstream order (any state): recorded; polled with backoff until final;
+* ``RetriableError`` / ``CircuitOpenError`` (nothing was bought: connection refused, 429,
+  an open circuit): retried later, never sooner than the supplier asked, for at most
+  ``placement_timeout_seconds``; then looked up by reference and failed only if absent;
+* ``FatalError`` (``RejectedError``, ``NotFoundError``, authentication): the part failed;
+* ``AmbiguousOutcomeError`` (the adapter's own reconciliation could not tell), a job
+  cut off by ``job_timeout_seconds``, or any unexpected error: held for review, never
+  sent again until an operator decides (``gateway orders review`` / ``resolve``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from adapters.base import SupplierAdapter
+from adapters.errors import (
+    AmbiguousOutcomeError,
+    CircuitOpenError,
+    FatalError,
+    NotFoundError,
+    RetriableError,
+    SupplierError,
+)
+from adapters.models import OrderLine, UpstreamOrder
+from gateway.orders import metrics
+from gateway.orders.crypto import CodeCipher
+from gateway.orders.models import (
+    Failure,
+    Part,
+    PartState,
+    StoredOrder,
+    WebhookState,
+)
+from gateway.orders.notify import OrderNotifier
+from gateway.orders.ports import ResellerDirectory
+from gateway.orders.queue import Delivery, Job, JobKind, JobQueue
+from gateway.orders.store import Effects, OrderStore, review_member
+from gateway.orders.transitions import apply_upstream, fail_part, hold_part, recompute
+from gateway.orders.views import iso, render_order
+from gateway.orders.webhooks import EVENT_TYPES, WebhookSender, event_body
+from gateway.settings import OrderSettings
+
+log = logging.getLogger("gateway.orders.worker")
+
+Change = Callable[[StoredOrder, float], Effects | None]
+
+
+class OrderConflict(RuntimeError):
+    """An order kept changing under a commit (should not happen; the job is retried)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    kind: str  # upstream | retry | fail | hold
+    upstream: UpstreamOrder | None = None
+    delay: float = 0.0
+    failure: Failure | None = None
+    reason: str = ""
+    error: str | None = None
+
+
+def _short(exc: BaseException) -> str:
+    """An error for the order record and logs: class and our own message, bounded. Never
+    the repr of upstream payloads (which could hold codes)."""
+    text = exc.message if isinstance(exc, SupplierError) else type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+class OrderProcessor:
+    def __init__(
+        self,
+        *,
+        store: OrderStore,
+        queue: JobQueue,
+        adapters: Mapping[str, SupplierAdapter],
+        cipher: CodeCipher,
+        settings: OrderSettings,
+        notifier: OrderNotifier,
+        resellers: ResellerDirectory,
+        webhooks: WebhookSender,
+        clock: Callable[[], float] = time.time,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.adapters = adapters
+        self.cipher = cipher
+        self.settings = settings
+        self.notifier = notifier
+        self.resellers = resellers
+        self.webhooks = webhooks
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    # ------------------------------------------------------------- dispatch
+
+    async def handle(self, delivery: Delivery) -> None:
+        job = delivery.job
+        if job is None:
+            await self.queue.ack(delivery.entry_id)
+            return
+        if delivery.deliveries > self.settings.job_max_deliveries:
+            await self._poison(delivery, job)
+            return
+        if job.kind is JobKind.PLACE:
+            await self._place(delivery, job)
+        elif job.kind is JobKind.POLL:
+            await self._poll(delivery, job)
+        elif job.kind is JobKind.RECONCILE:
+            await self._reconcile(delivery, job)
+        else:
+            await self._webhook(delivery, job)
+
+    # ---------------------------------------------------------------- commit
+
+    async def commit(
+        self, order_id: str, delivery: Delivery | None, change: Change, *, touch: bool = True
+    ) -> StoredOrder | None:
+        """Apply ``change`` to the stored order with compare-and-set, acknowledging
+        ``delivery`` in the same step. ``change`` returns None when there is nothing to do
+        (the job is stale): the job is then just acknowledged."""
+        for _ in range(50):
+            loaded = await self.store.load(order_id)
+            if loaded is None:
+                if delivery is not None:
+                    await self.queue.ack(delivery.entry_id)
+                return None
+            before = loaded.order
+            order = before.model_copy(deep=True)
+            now = self.clock()
+            effects = change(order, now)
+            if effects is None:
+                if delivery is not None:
+                    await self.queue.ack(delivery.entry_id)
+                return before
+            if touch:
+                recompute(order, now)
+            became_final = order.status.is_final and not before.status.is_final
+            if became_final:
+                effects.publish = True
+                hook = order.webhook
+                if hook is not None and hook.state is WebhookState.PENDING and hook.job is None:
+                    job = Job.new(JobKind.WEBHOOK, order.id)
+                    hook.job = job.nonce
+                    hook.event_type = EVENT_TYPES[order.status.value]
+                    effects.now.append(job)
+            for old, new in zip(before.parts, order.parts, strict=True):
+                member = review_member(order.id, new.n)
+                if new.state is PartState.REVIEW and old.state is not PartState.REVIEW:
+                    effects.review_add.append(member)
+                elif old.state is PartState.REVIEW and new.state is not PartState.REVIEW:
+                    effects.review_rem.append(member)
+            if delivery is not None:
+                effects.ack = delivery.entry_id
+            if await self.store.commit(order, loaded.version, before.status, effects):
+                self._committed(before, order)
+                return order
+        raise OrderConflict(f"order {order_id} kept changing")
+
+    def _committed(self, before: StoredOrder, after: StoredOrder) -> None:
+        for old, new in zip(before.parts, after.parts, strict=True):
+            if new.state is old.state:
+                continue
+            if new.state.is_final:
+                metrics.ORDERS_FINAL.labels(new.supplier, new.state.value).inc()
+                if new.state is not PartState.FAILED and new.finished_at is not None:
+                    metrics.DELIVERY_SECONDS.labels(new.supplier).observe(
+                        max(0.0, new.finished_at - after.created_at)
+                    )
+            elif new.state is PartState.REVIEW:
+                metrics.HELD_TOTAL.labels(new.supplier, new.review_reason or "unknown").inc()
+                log.warning(
+                    "upstream order held for review",
+                    extra={
+                        "order_id": after.id,
+                        "part": new.n,
+                        "supplier": new.supplier,
+                        "reference": new.reference,
+                        "reason": new.review_reason,
+                    },
+                )
+        if after.status.is_final and not before.status.is_final:
+            metrics.ORDERS_COMPLETED.labels(after.status.value).inc()
+            self.notifier.notify(after.id)
+
+    # ------------------------------------------------------------- placement
+
+    async def _live_part(
+        self, delivery: Delivery, job: Job, state: PartState
+    ) -> tuple[StoredOrder, Part] | None:
+        """The order and the job's part if the job is still live, else ack it (stale)."""
+        loaded = await self.store.load(job.order_id)
+        part = None
+        if loaded is not None:
+            try:
+                part = loaded.order.part(job.part)
+            except KeyError:
+                part = None
+        if loaded is None or part is None or part.job != job.nonce or part.state is not state:
+            await self.queue.ack(delivery.entry_id)
+            metrics.JOBS.labels(job.kind.value, "stale").inc()
+            return None
+        return loaded.order, part
+
+    def _guard(self, job: Job, state: PartState) -> Callable[[StoredOrder], Part | None]:
+        def live(order: StoredOrder) -> Part | None:
+            part = order.part(job.part)
+            return part if part.job == job.nonce and part.state is state else None
+
+        return live
+
+    def _adapter(self, part: Part) -> SupplierAdapter | None:
+        return self.adapters.get(part.supplier)
+
+    async def _place(self, delivery: Delivery, job: Job) -> None:
+        live = await self._live_part(delivery, job, PartState.PENDING)
+        if live is None:
+            return
+        order, part = live
+        adapter = self._adapter(part)
+        if adapter is None:
+            outcome = _Outcome("hold", reason="supplier_not_configured")
+        elif (
+            part.first_attempt_at is not None
+            and self.clock() - part.first_attempt_at > self.settings.placement_timeout_seconds
+        ):
+            outcome = await self._settle_unplaced(adapter, part)
+        else:
+            outcome = await self._attempt_placement(adapter, order, part)
+        await self._apply_placement(delivery, job, outcome)
+
+    async def _attempt_placement(
+        self, adapter: SupplierAdapter, order: StoredOrder, part: Part
+    ) -> _Outcome:
+        items = [order.items[i] for i in part.items]
+        lines = [
+            OrderLine(variant_id=item.variant_id, quantity=item.quantity, face_value=item.face_value)
+            for item in items
+        ]
+        try:
+            async with asyncio.timeout(self.settings.job_timeout_seconds):
+                upstream = await adapter.place_order(part.reference, lines)
+        except CircuitOpenError as exc:
+            delay = max(exc.retry_after or 0.0, self._retry_delay(part.attempts))
+            return _Outcome("retry", delay=delay, error=_short(exc))
+        except RetriableError as exc:
+            hinted = getattr(exc, "retry_after", None) or 0.0
+            delay = max(hinted, self._retry_delay(part.attempts))
+            return _Outcome("retry", delay=delay, error=_short(exc))
+        except AmbiguousOutcomeError as exc:
+            return _Outcome("hold", reason="outcome_unknown", error=_short(exc))
+        except FatalError as exc:
+            failure = Failure(code=exc.code, message=f"the supplier refused the order: {exc.message}"[:300])
+            return _Outcome("fail", failure=failure, error=_short(exc))
+        except TimeoutError:
+            return _Outcome("hold", reason="placement_timed_out")
+        except Exception as exc:  # a bug or an unmapped failure: the outcome is unknown
+            log.error(
+                "placement failed unexpectedly",
+                extra={
+                    "reference": part.reference,
+                    "supplier": part.supplier,
+                    "error": type(exc).__name__,
+                    "trace": "".join(traceback.format_tb(exc.__traceback__)),
+                },
+            )
+            return _Outcome("hold", reason="unexpected_error", error=type(exc).__name__)
+        return _Outcome("upstream", upstream=upstream)
+
+    async def _settle_unplaced(self, adapter: SupplierAdapter, part: Part) -> _Outcome:
+        """The placement kept failing retriably for too long: stop, and fail the part only
+        if the supplier positively has no order under its reference."""
+        try:
+            found = await adapter.find_order(part.reference)
+        except Exception as exc:
+            metrics.RECONCILIATIONS.labels(part.supplier, "error").inc()
+            return _Outcome("hold", reason="placement_unsettled", error=_short(exc))
+        if found is not None:
+            metrics.RECONCILIATIONS.labels(part.supplier, "found").inc()
+            return _Outcome("upstream", upstream=found)
+        metrics.RECONCILIATIONS.labels(part.supplier, "absent").inc()
+        failure = Failure(
+            code="supplier_unavailable",
+            message="the supplier could not take the order in time; nothing was bought",
+        )
+        return _Outcome("fail", failure=failure, error=part.last_error)
+
+    async def _apply_placement(self, delivery: Delivery, job: Job, outcome: _Outcome) -> None:
+        live = self._guard(job, PartState.PENDING)
+
+        def change(order: StoredOrder, now: float) -> Effects | None:
+            part = live(order)
+            if part is None:
+                return None
+            part.attempts += 1
+            if part.first_attempt_at is None:
+                part.first_attempt_at = now
+            return self._record(order, part, outcome, now)
+
+        await self.commit(job.order_id, delivery, change)
+        metrics.JOBS.labels(job.kind.value, outcome.kind).inc()
+
+    def _record(
+        self, order: StoredOrder, part: Part, outcome: _Outcome, now: float
+    ) -> Effects:
+        """Write an outcome into the part and say which job follows."""
+        effects = Effects()
+        if outcome.kind == "upstream":
+            assert outcome.upstream is not None
+            apply_upstream(order, part, outcome.upstream, self.cipher, now)
+            if part.state is PartState.PLACED:
+                self._next(order, part, JobKind.POLL, self._poll_delay(part.polls), effects)
+        elif outcome.kind == "retry":
+            part.last_error = outcome.error
+            self._next(order, part, JobKind.PLACE, outcome.delay, effects)
+        elif outcome.kind == "fail":
+            assert outcome.failure is not None
+            part.last_error = outcome.error
+            fail_part(order, part, outcome.failure, now)
+        else:
+            hold_part(part, outcome.reason, now)
+            part.last_error = outcome.error
+        return effects
+
+    @staticmethod
+    def _next(
+        order: StoredOrder, part: Part, kind: JobKind, delay: float, effects: Effects
+    ) -> None:
+        job = Job.new(kind, order.id, part.n)
+        part.job = job.nonce
+        if delay > 0:
+            effects.later.append((delay, job))
+        else:
+            effects.now.append(job)
+
+    def _retry_delay(self, attempts: int) -> float:
+        s = self.settings
+        ceiling = min(s.retry_max_seconds, s.retry_initial_seconds * 2 ** min(attempts, 30))
+        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+
+    def _poll_delay(self, polls: int) -> float:
+        s = self.settings
+        base = min(s.poll_max_seconds, s.poll_initial_seconds * 2 ** min(polls, 30))
+        return base * self.rng.uniform(0.8, 1.2)
+
+    # ---------------------------------------------------------------- polling
+
+    async def _poll(self, delivery: Delivery, job: Job) -> None:
+        live_part = await self._live_part(delivery, job, PartState.PLACED)
+        if live_part is None:
+            return
+        _order, part = live_part
+        adapter = self._adapter(part)
+        if adapter is None or part.upstream_id is None:
+            outcome = _Outcome("hold", reason="supplier_not_configured")
+        else:
+            try:
+                upstream = await adapter.get_order(part.upstream_id)
+            except NotFoundError as exc:
+                outcome = _Outcome("hold", reason="upstream_order_missing", error=_short(exc))
+            except Exception as exc:  # reads are safe to repeat: poll again later
+                outcome = _Outcome("retry", error=_short(exc))
+            else:
+                outcome = _Outcome("upstream", upstream=upstream)
+        live = self._guard(job, PartState.PLACED)
+        overdue_after = self.settings.fulfilment_timeout_seconds
+
+        def change(order: StoredOrder, now: float) -> Effects | None:
+            part = live(order)
+            if part is None:
+                return None
+            part.polls += 1
+            effects = Effects()
+            if outcome.kind == "hold":
+                hold_part(part, outcome.reason, now)
+                part.last_error = outcome.error
+                return effects
+            if outcome.kind == "upstream":
+                assert outcome.upstream is not None
+                apply_upstream(order, part, outcome.upstream, self.cipher, now)
+            else:
+                part.last_error = outcome.error
+            if part.state is PartState.PLACED:
+                started = part.placed_at or order.created_at
+                if now - started > overdue_after:
+                    hold_part(part, "fulfilment_overdue", now)
+                else:
+                    self._next(order, part, JobKind.POLL, self._poll_delay(part.polls), effects)
+            return effects
+
+        await self.commit(job.order_id, delivery, change)
+        metrics.JOBS.labels(job.kind.value, outcome.kind).inc()
+
+    # --------------------------------------------------------- reconciliation
+
+    async def _reconcile(self, delivery: Delivery, job: Job) -> None:
+        """Operator-requested: look a held part up by its reference. Found: it continues
+        as placed. Absent: it stays held (the operator may then ``retry`` it)."""
+        live_part = await self._live_part(delivery, job, PartState.REVIEW)
+        if live_part is None:
+            return
+        _order, part = live_part
+        adapter = self._adapter(part)
+        found: UpstreamOrder | None = None
+        reason, error = "absent_upstream", None
+        if adapter is None:
+            reason = "supplier_not_configured"
+        else:
+            try:
+                found = await adapter.find_order(part.reference)
+            except Exception as exc:
+                reason, error = "reconcile_failed", _short(exc)
+                metrics.RECONCILIATIONS.labels(part.supplier, "error").inc()
+            else:
+                result = "found" if found is not None else "absent"
+                metrics.RECONCILIATIONS.labels(part.supplier, result).inc()
+        live = self._guard(job, PartState.REVIEW)
+
+        def change(order: StoredOrder, now: float) -> Effects | None:
+            part = live(order)
+            if part is None:
+                return None
+            if found is None:
+                hold_part(part, reason, now)
+                part.last_error = error
+                return Effects()
+            return self._record(order, part, _Outcome("upstream", upstream=found), now)
+
+        await self.commit(job.order_id, delivery, change)
+        metrics.JOBS.labels(job.kind.value, "found" if found else "absent").inc()
+
+    # --------------------------------------------------------------- webhooks
+
+    async def _webhook(self, delivery: Delivery, job: Job) -> None:
+        loaded = await self.store.load(job.order_id)
+        hook = loaded.order.webhook if loaded is not None else None
+        if (
+            loaded is None
+            or hook is None
+            or hook.job != job.nonce
+            or hook.state is not WebhookState.PENDING
+        ):
+            await self.queue.ack(delivery.entry_id)
+            metrics.JOBS.labels(job.kind.value, "stale").inc()
+            return
+        order = loaded.order
+        target = await self.resellers.webhook_target(order.reseller_id)
+        status: int | None = None
+        error: str | None = "the reseller has no webhook URL any more"
+        if target is not None:
+            body = event_body(
+                hook.event_id,
+                hook.event_type or EVENT_TYPES[order.status.value],
+                iso(order.final_at),
+                render_order(order, None, codes=False, webhook=False),
+            )
+            status, error = await self.webhooks.send(target.url, target.secret, hook.event_id, body)
+        s = self.settings
+        outcome = "delivered" if error is None else "retry"
+
+        def change(order: StoredOrder, now: float) -> Effects | None:
+            nonlocal outcome
+            hook = order.webhook
+            if hook is None or hook.job != job.nonce or hook.state is not WebhookState.PENDING:
+                return None
+            effects = Effects()
+            hook.attempts += 1
+            hook.first_attempt_at = hook.first_attempt_at or now
+            hook.last_attempt_at = now
+            hook.last_status = status
+            hook.last_error = error
+            hook.next_attempt_at = None
+            if error is None:
+                hook.state = WebhookState.DELIVERED
+                hook.delivered_at = now
+                hook.job = None
+                return effects
+            ceiling = min(
+                s.webhook_backoff_max_seconds,
+                s.webhook_backoff_seconds * 2 ** min(hook.attempts - 1, 30),
+            )
+            delay = ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+            if target is None or now + delay - hook.first_attempt_at > s.webhook_max_seconds:
+                hook.state = WebhookState.FAILED
+                hook.job = None
+                outcome = "failed"
+                return effects
+            retry = Job.new(JobKind.WEBHOOK, order.id)
+            hook.job = retry.nonce
+            hook.next_attempt_at = now + delay
+            effects.later.append((delay, retry))
+            return effects
+
+        await self.commit(job.order_id, delivery, change, touch=False)
+        metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
+        metrics.JOBS.labels(job.kind.value, outcome).inc()
+
+    # ----------------------------------------------------------------- poison
+
+    async def _poison(self, delivery: Delivery, job: Job) -> None:
+        """A job delivered too many times (every worker that took it died or failed):
+        stop retrying it and hand the part to an operator."""
+        log.error(
+            "order job failed repeatedly; holding for review",
+            extra={"order_id": job.order_id, "part": job.part, "kind": job.kind.value},
+        )
+
+        def change(order: StoredOrder, now: float) -> Effects | None:
+            if job.kind is JobKind.WEBHOOK:
+                hook = order.webhook
+                if hook is None or hook.job != job.nonce:
+                    return None
+                hook.state = WebhookState.FAILED
+                hook.last_error = "delivery job failed repeatedly"
+                hook.job = None
+                return Effects()
+            try:
+                part = order.part(job.part)
+            except KeyError:
+                return None
+            if part.job != job.nonce or part.state.is_final:
+                return None
+            hold_part(part, "job_failed_repeatedly", now)
+            return Effects()
+
+        await self.commit(job.order_id, delivery, change, touch=job.kind is not JobKind.WEBHOOK)
+        metrics.JOBS.labels(job.kind.value, "poisoned").inc()

@@ -1,0 +1,180 @@
+"""Checking an order against the live catalog before anything is bought.
+
+Every problem is reported at once (``details``, one entry per item problem); the first
+decides the status and code of the answer. Codes are stable:
+
+==========================  ====  ===================================================
+code                        HTTP  meaning
+==========================  ====  ===================================================
+too_many_items              422   more than ``orders.max_items`` items
+quantity_out_of_range       422   a quantity above ``orders.max_quantity``
+variant_not_found           422   no such variant in the catalog (or no longer sold)
+supplier_not_available      422   the variant's supplier is not configured here
+face_value_required         422   a range variant without ``face_value``
+face_value_out_of_range     422   ``face_value`` outside ``face_min..face_max``
+face_value_not_allowed      422   ``face_value`` on a fixed variant, differing from it
+currency_mismatch           422   ``face_value``/``unit_price`` in another currency
+variant_not_purchasable     422   the catalog has no price for the variant
+out_of_stock                409   not available, or fewer units in stock than ordered
+price_changed               409   the current unit price is above ``unit_price``
+catalog_not_ready           503   this instance has not loaded a catalog yet
+==========================  ====  ===================================================
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from typing import Any
+
+from adapters.models import Money
+from gateway.api.errors import ApiError
+from gateway.orders.models import StoredItem
+from gateway.orders.ports import CatalogLookup, ResellerLike
+from gateway.orders.schemas import CreateOrderRequest
+from gateway.settings import OrderSettings
+
+_STATUS = {"out_of_stock": 409, "price_changed": 409}
+
+
+def _money(value: Money) -> dict[str, Any]:
+    return {"amount": value.amount, "currency": value.currency}
+
+
+def validate_order(
+    request: CreateOrderRequest,
+    catalog: CatalogLookup,
+    reseller: ResellerLike,
+    settings: OrderSettings,
+    suppliers: Collection[str],
+) -> list[StoredItem]:
+    """The order's items, priced for ``reseller`` and snapshotted from the catalog; or
+    ``ApiError`` naming every problem."""
+    if len(request.items) > settings.max_items:
+        raise ApiError(
+            422,
+            "too_many_items",
+            f"an order takes at most {settings.max_items} items",
+            details=[{"field": "items", "problem": f"{len(request.items)} items"}],
+        )
+    if not catalog.ready():
+        raise ApiError(
+            503,
+            "catalog_not_ready",
+            "the catalog is still loading; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+    problems: list[dict[str, Any]] = []
+    items: list[StoredItem] = []
+    wanted: dict[str, int] = defaultdict(int)
+    stock: dict[str, tuple[int | None, bool]] = {}
+
+    def problem(index: int, code: str, message: str, **extra: Any) -> None:
+        problems.append({"item": index, "code": code, "message": message, **extra})
+
+    for index, line in enumerate(request.items):
+        if line.quantity > settings.max_quantity:
+            problem(
+                index,
+                "quantity_out_of_range",
+                f"quantity must be between 1 and {settings.max_quantity}",
+            )
+            continue
+        found = catalog.find_variant(line.variant_id)
+        if found is None:
+            problem(index, "variant_not_found", f"no variant {line.variant_id!r} in the catalog")
+            continue
+        product, variant = found
+        if product.supplier not in suppliers:
+            problem(
+                index, "supplier_not_available", f"supplier {product.supplier!r} is not available"
+            )
+            continue
+        face = line.face_value
+        if variant.is_range:
+            low, high = variant.face_min, variant.face_max
+            assert low is not None and high is not None
+            if face is None:
+                problem(
+                    index,
+                    "face_value_required",
+                    "this variant takes a face value: send face_value",
+                    face_min=_money(low),
+                    face_max=_money(high),
+                )
+                continue
+            if face.currency != low.currency:
+                problem(index, "currency_mismatch", f"face_value must be in {low.currency}")
+                continue
+            if not low.amount <= face.amount <= high.amount:
+                problem(
+                    index,
+                    "face_value_out_of_range",
+                    f"face_value must be between {low.amount} and {high.amount} "
+                    f"{low.currency} minor units",
+                    face_min=_money(low),
+                    face_max=_money(high),
+                )
+                continue
+        elif face is not None:
+            if variant.face_value is None or face != variant.face_value:
+                problem(
+                    index,
+                    "face_value_not_allowed",
+                    "this variant has a fixed face value: omit face_value",
+                )
+                continue
+            face = None
+        price = catalog.unit_price(product, variant, face, reseller.markup)
+        if price is None:
+            problem(index, "variant_not_purchasable", "this variant cannot be priced")
+            continue
+        if line.unit_price is not None:
+            if line.unit_price.currency != price.currency:
+                problem(index, "currency_mismatch", f"unit_price must be in {price.currency}")
+                continue
+            if price.amount > line.unit_price.amount:
+                problem(
+                    index,
+                    "price_changed",
+                    "the price went up since you saw it; nothing was bought",
+                    seen=_money(line.unit_price),
+                    current=_money(price),
+                )
+                continue
+        wanted[product.id] += line.quantity
+        stock[product.id] = (product.stock, product.available)
+        items.append(
+            StoredItem(
+                variant_id=variant.id,
+                product_id=product.id,
+                product_name=product.name,
+                variant_name=variant.name,
+                supplier=product.supplier,
+                quantity=line.quantity,
+                face_value=face,
+                unit_price=price,
+            )
+        )
+    for index, line in enumerate(request.items):
+        product_id = line.variant_id.rpartition(":")[0]
+        if product_id not in stock:
+            continue
+        units, available = stock[product_id]
+        if not available or (units is not None and units < wanted[product_id]):
+            problem(
+                index,
+                "out_of_stock",
+                "not enough units in stock",
+                in_stock=0 if not available else units,
+            )
+    if problems:
+        problems.sort(key=lambda p: p["item"])
+        first = min(problems, key=lambda p: (_STATUS.get(p["code"], 422) != 422, p["item"]))
+        raise ApiError(
+            _STATUS.get(first["code"], 422),
+            first["code"],
+            f"item {first['item']}: {first['message']}",
+            details=problems,
+        )
+    return items

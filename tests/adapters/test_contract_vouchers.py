@@ -1,0 +1,6 @@
+from adapters.testing import AdapterContract
+from adapters.vouchers import VouchersAdapter
+
+
+class TestVouchersContract(AdapterContract):
+    adapter_class = VouchersAdapter
