@@ -57,9 +57,7 @@ async def _one_run(window_seconds: float, catalog_size: int, redis_url: str) -> 
                 {
                     **GamingGoodsAdapter.sandbox_settings(server.url),
                     "page_size": PAGE_SIZE,
-                    "rate_limits": {
-                        "default": {"limit": LIMIT, "period_seconds": window_seconds}
-                    },
+                    "rate_limits": {"default": {"limit": LIMIT, "period_seconds": window_seconds}},
                 }
             )
             adapter = GamingGoodsAdapter(settings, http=http, redis=redis, key_prefix=prefix)

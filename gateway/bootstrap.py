@@ -10,6 +10,7 @@ import httpx
 from adapters.base import SupplierAdapter
 from gateway.access.service import Access
 from gateway.catalog.service import CatalogService
+from gateway.orders.wiring import build_orders_service
 from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
 from gateway.store import connect
@@ -78,4 +79,5 @@ async def bootstrap(
     gateway.services["catalog"] = CatalogService(
         redis=redis, keys=gateway.keys, adapters=adapters, settings=settings.catalog
     )
+    gateway.services["orders"] = build_orders_service(gateway)
     return gateway

@@ -12,6 +12,7 @@ import threading
 import click
 
 from gateway.access.commands import keys, resellers
+from gateway.orders.commands import orders, worker
 from gateway.settings import Settings
 
 
@@ -153,3 +154,5 @@ def sync(suppliers: tuple[str, ...]) -> None:
 
 main.add_command(resellers)
 main.add_command(keys)
+main.add_command(worker)
+main.add_command(orders)

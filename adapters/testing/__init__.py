@@ -1,10 +1,12 @@
 """Test support shipped with the adapter package, so a third-party adapter can use it.
 
 ``AdapterContract`` is the standard contract suite: one subclass per adapter runs it
-against the adapter's own sandbox (see ``adapters.testing.contract``). It needs pytest and
-pytest-asyncio, which is why nothing outside tests imports this package.
+against the adapter's own sandbox (``adapters.testing.contract``); its building blocks are
+in ``adapters.testing.harness``. It needs pytest and pytest-asyncio, which is why nothing
+outside tests imports this package.
 """
 
-from adapters.testing.contract import AdapterContract, ContractHarness, SandboxClient
+from adapters.testing.contract import AdapterContract
+from adapters.testing.harness import ContractHarness, RequestLog, SandboxClient
 
-__all__ = ["AdapterContract", "ContractHarness", "SandboxClient"]
+__all__ = ["AdapterContract", "ContractHarness", "RequestLog", "SandboxClient"]

@@ -22,9 +22,9 @@ answers ``access_token`` (``expires_in`` seconds, 1 hour upstream), ``refresh_to
 (``refresh_expires_in``, 7 days) and ``client_id``. The tokens live in this process's
 memory only. They are obtained lazily, renewed ``token_refresh_margin_seconds`` before
 expiry (refresh first, login when the refresh token is gone), and renewed after a 401.
-One ``asyncio.Lock`` makes renewal single-flight: concurrent callers wait for the one
-login in progress and reuse its token, so a burst of requests at expiry costs one login,
-not one per request (the login budget is 10 a minute).
+Renewal is single-flight (``adapters.vouchers.auth.TokenKeeper``): concurrent callers
+wait for the one login in progress and reuse its token, so a burst of requests at expiry
+costs one login, not one per request (the login budget is 10 a minute).
 
 **Orders.** One line per upstream order (``max_lines_per_order = 1``). The gateway's
 reference travels as ``client_reference``, which the supplier keeps unique per client and
@@ -44,8 +44,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -66,6 +65,7 @@ from adapters.errors import (
 from adapters.models import Capability, CatalogPage, Money, OrderLine, ProductDetail, UpstreamOrder
 from adapters.ratelimit import RateLimit
 from adapters.vouchers import mapping
+from adapters.vouchers.auth import TokenKeeper, Tokens, tokens_from_answer
 from adapters.vouchers.mapping import UpstreamDataError, VariantKey, VoucherQuote
 from adapters.vouchers.settings import VouchersSettings
 
@@ -73,29 +73,7 @@ logger = logging.getLogger(__name__)
 
 #: Documented upper bound on one order's quantity (the client's bulk limit may be lower).
 MAX_QUANTITY = 5000
-_DEFAULT_ACCESS_TTL = 3600.0
-_DEFAULT_REFRESH_TTL = 7 * 86400.0
-
-#: (adapter id, access token) this task last sent: after a 401, renew only if nobody
-#: renewed since (``auth_headers`` has no other way to know which token was refused).
-_SENT_TOKEN: ContextVar[tuple[int, str] | None] = ContextVar("vouchers_sent_token", default=None)
-
-
-@dataclass(repr=False)
-class _Tokens:
-    """Our session with the supplier. ``repr=False``: tokens never reach a log."""
-
-    access_token: str
-    renew_at: float
-    refresh_token: str | None
-    refresh_usable_until: float
-    client_id: str | None = field(default=None)
-
-    def due(self, now: float) -> bool:
-        return now >= self.renew_at
-
-    def can_refresh(self, now: float) -> bool:
-        return self.refresh_token is not None and now < self.refresh_usable_until
+_LOGOUT_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -164,8 +142,11 @@ class VouchersAdapter(SupplierAdapter):
             raise TypeError("VouchersAdapter needs VouchersSettings")
         super().__init__(settings, **kwargs)
         self.settings: VouchersSettings = settings
-        self._tokens: _Tokens | None = None
-        self._auth_lock = asyncio.Lock()
+        # Any refusal of a refresh (401, a 400 on a malformed token, an unusable answer)
+        # is answered by a fresh login; transient failures propagate and are retried.
+        self._keeper = TokenKeeper(
+            login=self._login, refresh=self._refresh, refresh_refused=FatalError
+        )
         self.stats.update({"logins": 0, "token_refreshes": 0, "skipped_products": 0})
 
     # ------------------------------------------------------------- sandbox
@@ -218,42 +199,10 @@ class VouchersAdapter(SupplierAdapter):
     # --------------------------------------------------------------- auth
 
     async def auth_headers(self, *, refresh: bool = False) -> dict[str, str]:
-        tokens = self._tokens
-        if refresh:
-            sent = _SENT_TOKEN.get()
-            refused = sent[1] if sent is not None and sent[0] == id(self) else None
-            tokens = await self._renew(refused=refused, after_401=True)
-        elif tokens is None or tokens.due(time.monotonic()):
-            tokens = await self._renew(refused=tokens.access_token if tokens else None)
-        _SENT_TOKEN.set((id(self), tokens.access_token))
-        return {"Authorization": f"Bearer {tokens.access_token}"}
+        token = await self._keeper.access_token(after_401=refresh)
+        return {"Authorization": f"Bearer {token}"}
 
-    async def _renew(self, *, refused: str | None, after_401: bool = False) -> _Tokens:
-        """Single-flight renewal: whoever gets the lock first renews; the others find a
-        token other than the one they saw fail (or expire) and reuse it."""
-        async with self._auth_lock:
-            current = self._tokens
-            if (
-                current is not None
-                and current.access_token != refused
-                and not current.due(time.monotonic())
-            ):
-                return current
-            if after_401 and current is not None:
-                logger.info("vouchers: access token refused (401); renewing")
-            tokens = await self._obtain(current)
-            self._tokens = tokens
-            return tokens
-
-    async def _obtain(self, current: _Tokens | None) -> _Tokens:
-        if current is not None and current.can_refresh(time.monotonic()):
-            try:
-                return await self._refresh(current)
-            except AuthenticationError:
-                logger.info("vouchers: refresh token refused; logging in again")
-        return await self._login()
-
-    async def _login(self) -> _Tokens:
+    async def _login(self) -> Tokens:
         sent_at = time.monotonic()
         response = await self.request(
             "POST",
@@ -272,7 +221,7 @@ class VouchersAdapter(SupplierAdapter):
         logger.info("vouchers: logged in (client_id=%s)", tokens.client_id)
         return tokens
 
-    async def _refresh(self, current: _Tokens) -> _Tokens:
+    async def _refresh(self, current: Tokens) -> Tokens:
         sent_at = time.monotonic()
         response = await self.request(
             "POST",
@@ -287,45 +236,27 @@ class VouchersAdapter(SupplierAdapter):
         return self._tokens_from(response, sent_at, previous=current)
 
     def _tokens_from(
-        self, response: httpx.Response, sent_at: float, *, previous: _Tokens | None
-    ) -> _Tokens:
-        """Lifetimes count from when the request was *sent*, so our clock expires a token
-        before the supplier's does. The renewal margin is capped at half the lifetime: a
-        margin longer than the token's life would otherwise mean a login per call."""
+        self, response: httpx.Response, sent_at: float, *, previous: Tokens | None
+    ) -> Tokens:
         try:
-            body = _body(response)
-        except ValueError as exc:
-            raise FatalError("login answered with invalid JSON", supplier=self.name) from exc
-        access = body.get("access_token") if isinstance(body, dict) else None
-        if not isinstance(access, str) or not access:
-            raise FatalError("login answered without an access_token", supplier=self.name)
-        ttl = _seconds(body.get("expires_in"), _DEFAULT_ACCESS_TTL)
-        margin = min(self.settings.token_refresh_margin_seconds, ttl / 2)
-        refresh = body.get("refresh_token")
-        if isinstance(refresh, str) and refresh:
-            refresh_ttl = _seconds(body.get("refresh_expires_in"), _DEFAULT_REFRESH_TTL)
-            refresh_until = sent_at + refresh_ttl - min(margin, refresh_ttl / 2)
-        elif previous is not None:
-            refresh, refresh_until = previous.refresh_token, previous.refresh_usable_until
-        else:
-            refresh, refresh_until = None, 0.0
-        client_id = body.get("client_id")
-        return _Tokens(
-            access_token=access,
-            renew_at=sent_at + ttl - margin,
-            refresh_token=refresh,
-            refresh_usable_until=refresh_until,
-            client_id=str(client_id) if client_id is not None else None,
-        )
+            return tokens_from_answer(
+                _body(response),
+                sent_at=sent_at,
+                margin=self.settings.token_refresh_margin_seconds,
+                previous=previous,
+            )
+        except ValueError as exc:  # invalid JSON, or a TokenAnswerError
+            raise FatalError(f"login: unusable answer ({exc})", supplier=self.name) from exc
 
     async def aclose(self) -> None:
-        """End our session upstream (best effort, bounded): a token we drop is revoked
-        rather than left valid for its remaining hour."""
-        tokens, self._tokens = self._tokens, None
+        """End our session upstream: a token we drop is revoked rather than left valid
+        for its remaining hour. Best effort and bounded to a few seconds (it shares the
+        small login budget; a shutdown must not wait on a courtesy call)."""
+        tokens = self._keeper.take()
         if tokens is None:
             return
         try:
-            async with asyncio.timeout(self.settings.timeouts.total):
+            async with asyncio.timeout(min(self.settings.timeouts.total, _LOGOUT_SECONDS)):
                 await self.request(
                     "POST",
                     self.settings.logout_path,
@@ -420,7 +351,13 @@ class VouchersAdapter(SupplierAdapter):
             bucket="reads",
         )
         body = self._json(response, "availability")
-        return bool(body.get("is_available")) if isinstance(body, dict) else False
+        flag = body.get("is_available") if isinstance(body, dict) else None
+        if not isinstance(flag, bool):
+            # An optional check that answers nonsense must not stop sales: the order
+            # itself is refused upstream if the product really is out.
+            logger.warning("vouchers: availability of %s unreadable; assuming yes", product_id)
+            return True
+        return flag
 
     # ------------------------------------------------------------- orders
 
@@ -605,11 +542,3 @@ class VouchersAdapter(SupplierAdapter):
             return mapping.order_from_upstream(item)
         except UpstreamDataError as exc:
             raise FatalError(f"order: {exc}", supplier=self.name) from exc
-
-
-def _seconds(value: Any, default: float) -> float:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        return default
-    return seconds if seconds > 0 else default

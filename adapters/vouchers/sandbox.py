@@ -23,25 +23,19 @@ a token die under a running client.
 
 from __future__ import annotations
 
-import ipaddress
-import json
-import math
 import re
 import secrets
 import time
-import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.sandbox_kit import (
     CONTROL_PREFIX,
@@ -57,10 +51,27 @@ from adapters.vouchers.catalog_data import (
     Denomination,
     generate_catalog,
 )
+from adapters.vouchers.sandbox_http import (
+    ApiError,
+    IpAllowlistMiddleware,
+    RequestIdMiddleware,
+    choice,
+    client_ip,
+    error_body,
+    error_handlers,
+    int_param,
+    invalid_query,
+    is_int,
+    json_object,
+    number,
+    page_headers,
+    path_id,
+)
 from adapters.vouchers.sandbox_state import (
     INLINE_LIMIT,
     MAX_QUANTITY,
     Order,
+    Session,
     Sessions,
     fits_minor_unit,
     price,
@@ -78,97 +89,9 @@ DOCUMENTED_LIMITS: dict[str, tuple[int, float]] = {
     "charges": (120, 60.0),
 }
 
-_ERROR_NAMES = {
-    "VALIDATION_FAILURE": "ValidationError",
-    "BAD_REQUEST": "BadRequestError",
-    "INVALID_FEATURE": "BadRequestError",
-    "UNAUTHORIZED": "UnauthorizedError",
-    "FORBIDDEN": "ForbiddenError",
-    "NOT_FOUND": "NotFoundError",
-    "TOO_MANY_REQUESTS": "TooManyRequestsError",
-    "INTERNAL_SERVER_ERROR": "InternalServerError",
-}
-_POSITIVE_INT = re.compile(r"^[0-9]{1,12}$")
 _CLIENT_REFERENCE = re.compile(r"^[\x20-\x7e]{1,255}$")
 _EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,255}\.[^@\s]{2,}$")
-_REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 _STATUSES = ("PENDING", "DELIVERED", "PARTIALLY_DELIVERED", "FAILED", "CANCELLED")
-
-
-def error_body(status: int, code: str, message: str) -> dict[str, Any]:
-    return {"error": {"name": _ERROR_NAMES.get(code, "Error"), "code": code, "message": message}}
-
-
-class ApiError(Exception):
-    """Raised by handlers; rendered in the upstream's error shape."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-def _invalid_query() -> ApiError:
-    return ApiError(400, "BAD_REQUEST", "Invalid query parameters")
-
-
-def _int_param(
-    params: Mapping[str, str], name: str, default: int | None, low: int, high: int
-) -> int | None:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    if not _POSITIVE_INT.match(raw) or not low <= int(raw) <= high:
-        raise _invalid_query()
-    return int(raw)
-
-
-def _choice(params: Mapping[str, str], name: str, default: str, allowed: Iterable[str]) -> str:
-    value = params.get(name, default)
-    if value not in allowed:
-        raise _invalid_query()
-    return value
-
-
-def _path_id(request: Request, what: str) -> int:
-    raw = request.path_params["id"]
-    if not _POSITIVE_INT.match(raw) or int(raw) <= 0:
-        raise ApiError(400, "BAD_REQUEST", f"Invalid {what} ID")
-    return int(raw)
-
-
-def _page_headers(page: int, limit: int, total: int, size: int) -> dict[str, str]:
-    pages = math.ceil(total / limit)
-    return {
-        "X-Page": str(page),
-        "X-Per-Page": str(limit),
-        "X-Total-Count": str(total),
-        "X-Total-Pages": str(pages),
-        "X-Page-Size": str(size),
-        "X-Has-More": "true" if page < pages else "false",
-    }
-
-
-async def _json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object, decimals kept exact (``parse_float=Decimal``)."""
-    try:
-        body = json.loads(await request.body(), parse_float=Decimal)
-    except ValueError as exc:
-        raise ApiError(400, "VALIDATION_FAILURE", "Request body must be valid JSON") from exc
-    if not isinstance(body, dict):
-        raise ApiError(400, "VALIDATION_FAILURE", "Request body must be a JSON object")
-    return body
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: Any) -> Decimal | None:
-    if _is_int(value):
-        return Decimal(value)
-    if isinstance(value, Decimal) and value.is_finite():
-        return value
-    return None
 
 
 def _product_json(product: CatalogProduct, *, detail: bool = False) -> dict[str, Any]:
@@ -197,66 +120,6 @@ def _product_json(product: CatalogProduct, *, detail: bool = False) -> dict[str,
         body["details"] = product.details
         body["how_to_use"] = product.how_to_use
     return body
-
-
-def _client_ip(scope: Scope) -> str:
-    client = scope.get("client")
-    return client[0] if client else "unknown"
-
-
-class RequestIdMiddleware:
-    """Every response carries ``X-Request-Id``: the caller's when it sent a sane one."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        incoming = Request(scope).headers.get("x-request-id", "")
-        request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [h for h in message.get("headers", []) if h[0] != b"x-request-id"]
-                message["headers"] = [*headers, (b"x-request-id", request_id.encode())]
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
-
-
-class IpAllowlistMiddleware:
-    """403 ``FORBIDDEN`` for callers outside the allowlist, before anything else (the
-    supplier applies its allowlist to login too). ``None``: every IP is allowed."""
-
-    def __init__(self, app: ASGIApp, *, allowlist: list[str] | None) -> None:
-        self.app = app
-        self.networks = (
-            None
-            if allowlist is None
-            else [ipaddress.ip_network(entry, strict=False) for entry in allowlist]
-        )
-
-    def _allowed(self, ip: str) -> bool:
-        if self.networks is None:
-            return True
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in network for network in self.networks)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and not scope["path"].startswith(CONTROL_PREFIX)
-            and not self._allowed(_client_ip(scope))
-        ):
-            body = error_body(403, "FORBIDDEN", "IP address not authorized")
-            await JSONResponse(body, 403)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
 
 
 class VoucherSandbox:
@@ -321,9 +184,9 @@ class VoucherSandbox:
             session = self.sessions.owner(token)
             if session is not None:
                 return f"client:{session.client_id}"
-        return f"ip:{_client_ip(request.scope)}"
+        return f"ip:{client_ip(request.scope)}"
 
-    def _session_or_401(self, request: Request) -> Any:
+    def _session_or_401(self, request: Request) -> Session:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             self.control.stats["unauthorized"] += 1
@@ -341,10 +204,10 @@ class VoucherSandbox:
             raise ApiError(
                 400, "INVALID_FEATURE", "The requested feature is not enabled for this client"
             )
-        return int(session.client_id)
+        return session.client_id
 
     def _product(self, request: Request) -> CatalogProduct:
-        product = self.products.get(_path_id(request, "product"))
+        product = self.products.get(path_id(request, "product"))
         if product is None:
             raise ApiError(404, "NOT_FOUND", "Product not found")
         return product
@@ -375,7 +238,7 @@ class VoucherSandbox:
 
     # ---------------------------------------------------------------- auth
 
-    def _token_answer(self, session: Any) -> JSONResponse:
+    def _token_answer(self, session: Session) -> JSONResponse:
         return JSONResponse(
             {
                 "access_token": session.access_token,
@@ -388,7 +251,7 @@ class VoucherSandbox:
         )
 
     async def login(self, request: Request) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         username, password = body.get("username"), body.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise ApiError(400, "VALIDATION_FAILURE", "username and password are required")
@@ -400,7 +263,7 @@ class VoucherSandbox:
         return self._token_answer(self.sessions.login(self.client_id))
 
     async def refresh(self, request: Request) -> Response:
-        body = await _json_object(request)
+        body = await json_object(request)
         token = body.get("refresh_token")
         if not isinstance(token, str) or not token:
             raise ApiError(400, "VALIDATION_FAILURE", "refresh_token is required")
@@ -419,18 +282,18 @@ class VoucherSandbox:
     async def list_products(self, request: Request) -> Response:
         self._client(request)
         params = request.query_params
-        page = _int_param(params, "page", 1, 1, 10**9) or 1
-        limit = _int_param(params, "limit", 10, 1, 500) or 10
-        country_id = _int_param(params, "country_id", None, 1, 10**9)
-        currency_id = _int_param(params, "currency_id", None, 1, 10**9)
-        sort_by = _choice(params, "sort_by", "name", ("name", "category"))
-        sort_dir = _choice(params, "sort_dir", "asc", ("asc", "desc"))
+        page = int_param(params, "page", 1, 1, 10**9) or 1
+        limit = int_param(params, "limit", 10, 1, 500) or 10
+        country_id = int_param(params, "country_id", None, 1, 10**9)
+        currency_id = int_param(params, "currency_id", None, 1, 10**9)
+        sort_by = choice(params, "sort_by", "name", ("name", "category"))
+        sort_dir = choice(params, "sort_dir", "asc", ("asc", "desc"))
         category = params.get("category")
         search = params.get("search")
         if (category is not None and not category.strip()) or (
             search is not None and len(search) > 200
         ):
-            raise _invalid_query()
+            raise invalid_query()
 
         selected = [
             p
@@ -449,7 +312,7 @@ class VoucherSandbox:
         chunk = selected[(page - 1) * limit : page * limit]
         return JSONResponse(
             [_product_json(p) for p in chunk],
-            headers=_page_headers(page, limit, len(selected), len(chunk)),
+            headers=page_headers(page, limit, len(selected), len(chunk)),
         )
 
     async def product_detail(self, request: Request) -> Response:
@@ -464,11 +327,11 @@ class VoucherSandbox:
     async def charges(self, request: Request) -> Response:
         self._client(request)
         product = self._product(request)
-        body = await _json_object(request)
-        face, quantity = _number(body.get("denomination")), body.get("quantity")
+        body = await json_object(request)
+        face, quantity = number(body.get("denomination")), body.get("quantity")
         if face is None:
             raise ApiError(400, "VALIDATION_FAILURE", "denomination must be a number")
-        if not _is_int(quantity) or not 1 <= quantity <= MAX_QUANTITY:
+        if not is_int(quantity) or not 1 <= quantity <= MAX_QUANTITY:
             raise ApiError(
                 400, "VALIDATION_FAILURE", f"quantity must be an integer 1..{MAX_QUANTITY}"
             )
@@ -483,23 +346,23 @@ class VoucherSandbox:
 
     async def create_order(self, request: Request) -> Response:
         client_id = self._client(request)
-        body = await _json_object(request)
+        body = await json_object(request)
         product_id, quantity = body.get("product_id"), body.get("quantity")
-        face = _number(body.get("denomination"))
+        face = number(body.get("denomination"))
         wallet_id, reference, email = (
             body.get("wallet_id"),
             body.get("client_reference"),
             body.get("email"),
         )
-        if not _is_int(product_id) or product_id <= 0:
+        if not is_int(product_id) or product_id <= 0:
             raise ApiError(400, "VALIDATION_FAILURE", "product_id must be a positive integer")
         if face is None:
             raise ApiError(400, "VALIDATION_FAILURE", "denomination must be a number")
-        if not _is_int(quantity) or not 1 <= quantity <= MAX_QUANTITY:
+        if not is_int(quantity) or not 1 <= quantity <= MAX_QUANTITY:
             raise ApiError(
                 400, "VALIDATION_FAILURE", f"quantity must be an integer 1..{MAX_QUANTITY}"
             )
-        if wallet_id is not None and (not _is_int(wallet_id) or wallet_id <= 0):
+        if wallet_id is not None and (not is_int(wallet_id) or wallet_id <= 0):
             raise ApiError(400, "VALIDATION_FAILURE", "wallet_id must be a positive integer")
         if reference is not None and (
             not isinstance(reference, str) or not _CLIENT_REFERENCE.match(reference)
@@ -560,14 +423,14 @@ class VoucherSandbox:
     async def list_orders(self, request: Request) -> Response:
         client_id = self._client(request)
         params = request.query_params
-        page = _int_param(params, "page", 1, 1, 10**9) or 1
-        limit = _int_param(params, "limit", 10, 1, 500) or 10
+        page = int_param(params, "page", 1, 1, 10**9) or 1
+        limit = int_param(params, "limit", 10, 1, 500) or 10
         status = params.get("status")
         reference = params.get("client_reference")
         if status is not None and status not in _STATUSES:
-            raise _invalid_query()
+            raise invalid_query()
         if reference is not None and not _CLIENT_REFERENCE.match(reference):
-            raise _invalid_query()
+            raise invalid_query()
         mine = [o for o in self.orders.values() if o.client_id == client_id]
         for order in mine:
             order.settle()
@@ -584,12 +447,12 @@ class VoucherSandbox:
         chunk = selected[(page - 1) * limit : page * limit]
         return JSONResponse(
             [o.to_json() for o in chunk],
-            headers=_page_headers(page, limit, len(selected), len(chunk)),
+            headers=page_headers(page, limit, len(selected), len(chunk)),
         )
 
     async def order_detail(self, request: Request) -> Response:
         client_id = self._client(request)
-        order = self.orders.get(_path_id(request, "order"))
+        order = self.orders.get(path_id(request, "order"))
         if order is None or order.client_id != client_id:
             raise ApiError(404, "NOT_FOUND", "Order not found")
         return JSONResponse(order.to_json())
@@ -615,32 +478,6 @@ class VoucherSandbox:
             Route("/api/v1/orders/{id}", self.order_detail, methods=["GET"]),
             Route(f"{CONTROL_PREFIX}/tokens/revoke", self.revoke_tokens, methods=["POST"]),
         ]
-
-
-def _error_handlers() -> dict[Any, Callable[..., Any]]:
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return JSONResponse(error_body(exc.status, exc.code, exc.message), exc.status)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if exc.status_code == 405:
-            return JSONResponse(error_body(405, "BAD_REQUEST", "Method not allowed"), 405)
-        if exc.status_code == 404:
-            return JSONResponse(error_body(404, "NOT_FOUND", "Route not found"), 404)
-        return JSONResponse(
-            error_body(exc.status_code, "BAD_REQUEST", str(exc.detail)), exc.status_code
-        )
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        # Outside the request-id middleware: give the answer an id of its own.
-        return JSONResponse(
-            error_body(500, "INTERNAL_SERVER_ERROR", "Internal server error"),
-            500,
-            headers={"X-Request-Id": uuid.uuid4().hex},
-        )
-
-    return {ApiError: api_error, HTTPException: http_error, Exception: server_error}
 
 
 def create_sandbox(
@@ -713,7 +550,7 @@ def create_sandbox(
                 server_error_code="INTERNAL_SERVER_ERROR",
             ),
         ],
-        exception_handlers=_error_handlers(),
+        exception_handlers=error_handlers(),
     )
     app.state.control = control
     app.state.sandbox = sandbox

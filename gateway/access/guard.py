@@ -35,6 +35,7 @@ class AccessGuard:
         state = scope.setdefault("state", {})
         state["reseller"] = credential.reseller
         state["api_key"] = credential.key
+        state["reseller_id"] = credential.reseller.id  # for the request's log line
         add_response_headers(scope, headers)
         await self.app(scope, receive, send)
 

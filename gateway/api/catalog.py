@@ -23,6 +23,7 @@ from gateway.api.errors import ApiError
 from gateway.api.spec import operation, parse_query
 from gateway.catalog import schema
 from gateway.catalog.detail import DetailNotFound, DetailUnavailable
+from gateway.catalog.index import CatalogIndex, QueryError, SearchQuery
 from gateway.catalog.render import render_detail
 from gateway.catalog.service import CatalogService
 from gateway.pricing import MarkupRule
@@ -108,7 +109,7 @@ def _reseller_rule(request: Request) -> MarkupRule | None:
     return getattr(reseller, "markup", None)
 
 
-def _loaded_index(service: CatalogService) -> Any:
+def _loaded_index(service: CatalogService) -> CatalogIndex:
     index = service.index
     if index is None:
         raise ApiError(
@@ -121,32 +122,31 @@ def _loaded_index(service: CatalogService) -> Any:
 
 
 def _page(request: Request, params: ProductQuery) -> Response:
-    from gateway.catalog.index import SearchQuery
-
     service = _service(request)
     index = _loaded_index(service)
     rule = _reseller_rule(request)
     sort = params.sort
     if sort == "relevance" and not params.q:
         sort = None  # nothing to rank by: the default (name) order
-    result = index.search(
-        SearchQuery(
-            text=params.q,
-            category=params.category,
-            brand=params.brand,
-            supplier=params.supplier,
-            country=params.country,
-            currency=params.currency,
-            min_price=params.min_price,
-            max_price=params.max_price,
-            in_stock=params.in_stock,
-            sort=sort,
-            offset=(params.page - 1) * params.page_size,
-            limit=params.page_size,
-            facets=params.facets,
-        ),
-        rule,
+    query = SearchQuery(
+        text=params.q,
+        category=params.category,
+        brand=params.brand,
+        supplier=params.supplier,
+        country=params.country,
+        currency=params.currency,
+        min_price=params.min_price,
+        max_price=params.max_price,
+        in_stock=params.in_stock,
+        sort=sort,
+        offset=(params.page - 1) * params.page_size,
+        limit=params.page_size,
+        facets=params.facets,
     )
+    try:
+        result = index.search(query, rule)
+    except QueryError as exc:  # the query model should have caught it; say so anyway
+        raise ApiError(400, "invalid_parameter", str(exc)) from exc
     data: dict[str, Any] = {
         "products": index.summaries(result.ids, rule),
         "total": result.total,
@@ -219,7 +219,7 @@ async def get_product(request: Request) -> Response:
             headers={"Retry-After": str(max(1, int(retry or 0) + 1))},
         ) from exc
     body = render_detail(
-        result.detail, service.prices, service.taxonomy, _reseller_rule(request), stale=result.stale
+        result.detail, product, service.prices, _reseller_rule(request), stale=result.stale
     )
     return JSONResponse({"data": body})
 
@@ -236,9 +236,7 @@ async def get_product(request: Request) -> Response:
 )
 async def list_categories(request: Request) -> Response:
     index = _loaded_index(_service(request))
-    return JSONResponse(
-        {"data": [{"name": n, "product_count": c} for n, c in index.categories()]}
-    )
+    return JSONResponse({"data": [{"name": n, "product_count": c} for n, c in index.categories()]})
 
 
 @operation(

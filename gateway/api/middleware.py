@@ -145,11 +145,13 @@ class ApiFaceMiddleware:
                 rid = value.decode()
             elif name == b"content-length":
                 content_length = value
-        rid = rid or uuid.uuid4().hex
-        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode())]
+        state = scope.setdefault("state", {})
+        # An outer layer (observability) may have chosen the id already: keep one id.
+        rid = state.get("request_id") or rid or uuid.uuid4().hex
+        state["request_id"] = rid
+        extra: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode("latin-1"))]
         scope[_REQUEST_ID_KEY] = rid
         scope[_EXTRA_HEADERS] = extra
-        scope.setdefault("state", {})["request_id"] = rid
         started = False
 
         async def send_with_headers(message: Message) -> None:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from importlib import metadata, resources
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 from starlette.convertors import (
     FloatConvertor,
@@ -64,8 +64,6 @@ _KNOWN_REQUEST_HEADERS: dict[str, tuple[bool, dict[str, Any]]] = {
 
 
 class ErrorObject(BaseModel):
-    model_config = ConfigDict(title="Error")
-
     code: str = Field(description="Stable, machine-readable error code.")
     message: str = Field(description="Human-readable explanation.")
     request_id: str | None = Field(description="The X-Request-ID of the request.")

@@ -16,13 +16,12 @@ Sets too small to deserve ``N/8`` bytes each are kept as sorted runs in one shar
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections.abc import Iterable, Sequence
 
 Bitmap = int
 
-_NONZERO = re.compile(rb"[^\x00]")
+_FLAGS = bytes([0] + [1] * 255)  # translation table: zero byte -> 0, any other -> 1
 # _BITS[b]: positions of the set bits of byte value b, ascending.
 _BITS: tuple[tuple[int, ...], ...] = tuple(
     tuple(i for i in range(8) if b >> i & 1) for b in range(256)
@@ -34,13 +33,39 @@ _BLOCK = 512  # bytes counted at a time when skipping a long prefix
 
 def from_ids(ids: Iterable[int]) -> Bitmap:
     """The bitmap of ``ids`` (any order, repeats allowed)."""
-    buf = bytearray()
+    if not isinstance(ids, list | array | memoryview):
+        ids = list(ids)
+    if not ids:
+        return 0
+    buf = bytearray((max(ids) >> 3) + 1)
     for d in ids:
-        i = d >> 3
-        if i >= len(buf):
-            buf.extend(bytes(i + 1 - len(buf)))
-        buf[i] |= 1 << (d & 7)
+        buf[d >> 3] |= 1 << (d & 7)
     return int.from_bytes(buf, "little")
+
+
+def _scan(raw: bytes, pos: int, skip: int, take: int) -> list[int]:
+    """Set bits of ``raw`` from byte ``pos``: skip ``skip`` of them, return ``take``.
+
+    Nonzero bytes are found with ``bytes.find`` on a 0/1 translation of ``raw`` (C
+    speed); a regular expression would test every zero byte in the interpreter's regex
+    engine, several times slower on the long zero runs of a sparse set.
+    """
+    out: list[int] = []
+    append = out.append
+    flags = raw.translate(_FLAGS)
+    find = flags.find
+    i = find(1, pos)
+    while i >= 0:
+        base = i << 3
+        for b in _BITS[raw[i]]:
+            if skip:
+                skip -= 1
+                continue
+            append(base + b)
+            if len(out) == take:
+                return out
+        i = find(1, i + 1)
+    return out
 
 
 def positions(bits: Bitmap) -> list[int]:
@@ -50,24 +75,13 @@ def positions(bits: Bitmap) -> list[int]:
     raw = bits.to_bytes((bits.bit_length() + 7) >> 3, "little")
     out: list[int] = []
     extend = out.extend
-    for m in _NONZERO.finditer(raw):
-        i = m.start()
+    flags = raw.translate(_FLAGS)
+    find = flags.find
+    i = find(1)
+    while i >= 0:
         base = i << 3
         extend([base + b for b in _BITS[raw[i]]])
-    return out
-
-
-def _first(bits: Bitmap, count: int) -> list[int]:
-    """The ``count`` smallest members of a small bitmap."""
-    raw = bits.to_bytes((bits.bit_length() + 7) >> 3, "little")
-    out: list[int] = []
-    for m in _NONZERO.finditer(raw):
-        i = m.start()
-        base = i << 3
-        for b in _BITS[raw[i]]:
-            out.append(base + b)
-            if len(out) == count:
-                return out
+        i = find(1, i + 1)
     return out
 
 
@@ -83,7 +97,8 @@ def select(bits: Bitmap, skip: int, take: int) -> list[int]:
     need = skip + take
     low = bits & _LOW_MASK
     if low:
-        found = _first(low, need)
+        raw = low.to_bytes((low.bit_length() + 7) >> 3, "little")
+        found = _scan(raw, 0, 0, need)
         if len(found) == need or low == bits:
             return found[skip:]
     raw = bits.to_bytes((bits.bit_length() + 7) >> 3, "little")
@@ -94,18 +109,7 @@ def select(bits: Bitmap, skip: int, take: int) -> list[int]:
             break
         remaining -= c
         pos += _BLOCK
-    out: list[int] = []
-    for m in _NONZERO.finditer(raw, pos):
-        i = m.start()
-        base = i << 3
-        for b in _BITS[raw[i]]:
-            if remaining:
-                remaining -= 1
-                continue
-            out.append(base + b)
-            if len(out) == take:
-                return out
-    return out
+    return _scan(raw, pos, remaining, take)
 
 
 def membership(bits: Bitmap) -> bytes:

@@ -151,7 +151,9 @@ class DetailCache:
     async def forget(self, product: Product) -> None:
         self._memory.pop(product.id, None)
         with contextlib.suppress(Exception):
-            await self._redis.delete(self._keys.catalog_detail(product.supplier, product.upstream_id))
+            await self._redis.delete(
+                self._keys.catalog_detail(product.supplier, product.upstream_id)
+            )
 
     async def _read_redis(self, product: Product) -> DetailResult | None:
         key = self._keys.catalog_detail(product.supplier, product.upstream_id)

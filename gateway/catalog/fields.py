@@ -52,13 +52,11 @@ class Field:
         display: Callable[[str], str] = _tidy if merge else _as_is
         keyfunc = self._keyfunc
         spellings: dict[str, Counter[str]] = {}
-        doc_keys: list[str | None] = []
-        for raw in raw_values:
+        for raw, n in Counter(raw_values).items():
             key = keyfunc(raw)
-            doc_keys.append(key)
             if key is not None:
                 assert raw is not None
-                spellings.setdefault(key, Counter())[display(raw)] += 1
+                spellings.setdefault(key, Counter())[display(raw)] += n
         shown = {
             key: min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0]
             for key, counter in spellings.items()
@@ -67,7 +65,11 @@ class Field:
         self.labels: list[str] = [shown[k] for k in ordered]
         self.lookup: dict[str, int] = {k: vid for vid, k in enumerate(ordered)}
         lookup = self.lookup
-        self.of_doc = array("i", (-1 if k is None else lookup[k] for k in doc_keys))
+        vid_of_raw: dict[str | None, int] = {}
+        for raw in set(raw_values):
+            key = keyfunc(raw)
+            vid_of_raw[raw] = -1 if key is None else lookup[key]
+        self.of_doc = array("i", map(vid_of_raw.__getitem__, raw_values))
         members: list[list[int]] = [[] for _ in ordered]
         for doc, vid in enumerate(self.of_doc):
             if vid >= 0:

@@ -1,35 +1,21 @@
 """The JSON a reseller sees for one product's detail, with the reseller's prices.
 
-Prices follow the same rule as the index's summaries (``catalog-interface.md``): a
-fixed variant costs its supplier ``cost`` (or its face value less the discount), a
-range variant has no price of its own (``null``: priced at order time from the face
-value chosen), and the product's ``price`` is the cheapest variant's, a range variant
-counting at its ``face_min``. The markup rule is resolved by supplier and *unified*
-category; supplier costs and discounts are never shown.
+Prices follow the index's summaries exactly (``gateway.catalog.records``): a fixed
+variant costs its supplier ``cost`` (or its face value less the discount), a range
+variant has no price of its own (``null``: priced at order time from the face value
+chosen), and the product's ``price`` is the cheapest variant's in the product's
+currency, a range variant counting at its ``face_min``. The markup rule is resolved by
+supplier and *unified* category; supplier costs and discounts are never shown. Prices
+come from the detail just fetched, so they may be fresher than the list's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from adapters.models import Money, Product, ProductDetail, Variant, discounted_cost
+from adapters.models import Money, Product, ProductDetail
+from gateway.catalog.records import apply_rule, variant_cost
 from gateway.pricing import MarkupRule, PriceList
-
-Taxonomy = Callable[[str, str | None], str | None]
-
-
-def variant_cost(variant: Variant) -> Money | None:
-    """What one unit costs us: the fixed cost, else the face value less the discount, else
-    (range variants) the cost at ``face_min``."""
-    if variant.cost is not None:
-        return variant.cost
-    face = variant.face_value or variant.face_min
-    if face is None:
-        return None
-    return Money(
-        amount=discounted_cost(face.amount, variant.discount_percent or 0), currency=face.currency
-    )
 
 
 def _money(value: Money | None) -> dict[str, Any] | None:
@@ -38,26 +24,30 @@ def _money(value: Money | None) -> dict[str, Any] | None:
 
 def render_detail(
     detail: ProductDetail,
+    listed: Product,
     prices: PriceList,
-    taxonomy: Taxonomy,
     reseller_rule: MarkupRule | None = None,
     *,
     stale: bool = False,
 ) -> dict[str, Any]:
-    category = taxonomy(detail.supplier, detail.category)
-    rule = prices.rule_for(detail.supplier, category, reseller_rule)
+    """``detail`` as fetched from the supplier; ``listed`` is the product as the index
+    serves it (``CatalogIndex.product``), whose unified category and brand labels are
+    shown and price the product, so the detail agrees with the list it was found in."""
+    rule = prices.rule_for(listed.supplier, listed.category, reseller_rule)
     variants: list[dict[str, Any]] = []
-    cheapest: Money | None = None
+    cheapest: int | None = None
     for variant in detail.variants:
         cost = variant_cost(variant)
-        price = Money(amount=rule.apply(cost.amount), currency=cost.currency) if cost else None
-        if price is not None and (cheapest is None or price.amount < cheapest.amount):
-            cheapest = price
+        price = None
+        if cost is not None and cost[1] == detail.currency:
+            amount = apply_rule(rule, cost[0])
+            cheapest = amount if cheapest is None else min(cheapest, amount)
+            price = {"amount": amount, "currency": cost[1]}
         variants.append(
             {
                 "id": variant.id,
                 "name": variant.name,
-                "price": None if variant.is_range else _money(price),
+                "price": None if variant.is_range else price,
                 "face_value": _money(variant.face_value),
                 "face_min": _money(variant.face_min),
                 "face_max": _money(variant.face_max),
@@ -67,8 +57,8 @@ def render_detail(
         "id": detail.id,
         "supplier": detail.supplier,
         "name": detail.name,
-        "brand": detail.brand,
-        "category": category,
+        "brand": listed.brand,
+        "category": listed.category,
         "sub_category": detail.sub_category,
         "country": detail.country,
         "currency": detail.currency,
@@ -78,7 +68,7 @@ def render_detail(
         "validity": detail.validity,
         "in_stock": in_stock(detail),
         "stock": detail.stock,
-        "price": _money(cheapest),
+        "price": None if cheapest is None else {"amount": cheapest, "currency": detail.currency},
         "variants": variants,
         "short_description": detail.short_description,
         "description": detail.description,

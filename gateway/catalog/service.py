@@ -27,21 +27,19 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from adapters.base import SupplierAdapter
 from adapters.models import Product
 from gateway.catalog import metrics
 from gateway.catalog.detail import DetailCache
+from gateway.catalog.index import CatalogIndex
 from gateway.catalog.snapshot import LoadedSnapshot, SnapshotMissing, SnapshotStore
 from gateway.catalog.sync import CatalogSync, SyncReport, SyncStatus
 from gateway.catalog.taxonomy import Taxonomy
 from gateway.pricing import MarkupRule, PriceList
 from gateway.redis_keys import RedisKeys
 from gateway.settings import CatalogSettings
-
-if TYPE_CHECKING:
-    from gateway.catalog.index import CatalogIndex
 
 log = logging.getLogger("gateway.catalog.service")
 
@@ -51,7 +49,9 @@ def price_list(settings: CatalogSettings) -> PriceList:
     try:
         percent = Decimal(settings.markup_percent)
     except InvalidOperation as exc:
-        raise ValueError(f"catalog.markup_percent {settings.markup_percent!r} is not a number") from exc
+        raise ValueError(
+            f"catalog.markup_percent {settings.markup_percent!r} is not a number"
+        ) from exc
     global_rule = MarkupRule(percent=percent, fixed_minor=settings.markup_fixed_minor)
     rules = [MarkupRule.model_validate(rule) for rule in settings.markup_rules]
     return PriceList(global_rule, rules)
@@ -98,7 +98,9 @@ class CatalogService:
         self.adapters = adapters
         self.settings = settings
         self.prices = prices if prices is not None else price_list(settings)
-        self.taxonomy = taxonomy if taxonomy is not None else Taxonomy.from_file(settings.taxonomy_file)
+        self.taxonomy = (
+            taxonomy if taxonomy is not None else Taxonomy.from_file(settings.taxonomy_file)
+        )
         self.sync_enabled = sync_enabled
         self.watch_enabled = watch_enabled
         self.store = SnapshotStore(redis, keys, grace_seconds=grace_seconds(settings))
@@ -245,8 +247,6 @@ class CatalogService:
             return True
 
     def _build(self, snapshots: Mapping[str, LoadedSnapshot]) -> CatalogIndex:
-        from gateway.catalog.index import CatalogIndex
-
         products: Iterable[Product] = itertools.chain.from_iterable(
             snap.products() for snap in snapshots.values()
         )
@@ -275,9 +275,7 @@ class CatalogService:
 
     # --------------------------------------------------------------- syncing
 
-    async def sync(
-        self, supplier: str, *, force: bool = False, progress: Any = None
-    ) -> SyncReport:
+    async def sync(self, supplier: str, *, force: bool = False, progress: Any = None) -> SyncReport:
         """Run one sync of ``supplier`` in this instance; wake the watcher on success."""
         report = await self.syncs[supplier].run(force=force, progress=progress)
         if report.outcome == "published":

@@ -101,9 +101,7 @@ class SyncStatus:
         cls, supplier: str, raw: dict[Any, Any], current: Any, locked: Any
     ) -> SyncStatus:
         data = {
-            (k.decode() if isinstance(k, bytes) else k): (
-                v.decode() if isinstance(v, bytes) else v
-            )
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
             for k, v in raw.items()
         }
 
@@ -210,7 +208,9 @@ class CatalogSync:
 
     # --------------------------------------------------------------------- run
 
-    async def run(self, *, force: bool = False, progress: ProgressCallback | None = None) -> SyncReport:
+    async def run(
+        self, *, force: bool = False, progress: ProgressCallback | None = None
+    ) -> SyncReport:
         """One sync attempt. ``force``: even if the last one is recent (``gateway sync``).
 
         Never raises for an upstream or publishing failure: the report says ``failed``
@@ -251,9 +251,7 @@ class CatalogSync:
         clock_start = time.perf_counter()
         stats_before = dict(self.adapter.stats)
         report = SyncReport(self.supplier, "failed", version=token)
-        writer = self.store.writer(
-            self.supplier, token, staging_ttl_seconds=2 * self.lock_seconds
-        )
+        writer = self.store.writer(self.supplier, token, staging_ttl_seconds=2 * self.lock_seconds)
         seen: set[str] = set()
         try:
             async for page in self.adapter.iter_catalog():

@@ -57,9 +57,7 @@ def parse_key(header: str | None) -> str:
 
 
 def fingerprint(request: CreateOrderRequest) -> str:
-    canonical = json.dumps(
-        request.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
-    )
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(b"POST /v1/orders\n" + canonical.encode()).hexdigest()
 
 
@@ -101,7 +99,8 @@ class IdempotencyStore:
         kind = _text(answer[0])
         if kind == "done":
             body = self._cipher.decrypt(answer[2])
-            return Claim(kind, name, token, status=int(answer[1]), body=body)
+            order_id = _text(answer[3]) if len(answer) > 3 and answer[3] else None
+            return Claim(kind, name, token, status=int(answer[1]), body=body, order_id=order_id)
         if kind == "takeover":
             return Claim(kind, name, token, order_id=_text(answer[1]))
         return Claim(kind, name, token)

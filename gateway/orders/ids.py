@@ -33,11 +33,7 @@ def new_order_id(now_ms: int | None = None) -> str:
 
 def is_order_id(value: str) -> bool:
     body = value[len(ORDER_PREFIX) :]
-    return (
-        value.startswith(ORDER_PREFIX)
-        and len(body) == 26
-        and all(c in _CROCKFORD for c in body)
-    )
+    return value.startswith(ORDER_PREFIX) and len(body) == 26 and all(c in _CROCKFORD for c in body)
 
 
 def part_reference(order_id: str, part: int) -> str:

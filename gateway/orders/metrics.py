@@ -38,7 +38,7 @@ HELD_FOR_REVIEW = Gauge(
     multiprocess_mode="max",
 )
 HELD_TOTAL = Counter(
-    "gateway_orders_held_for_review_total",
+    "gateway_orders_holds_total",
     "Upstream orders put on hold for review, by supplier and reason.",
     ["supplier", "reason"],
 )

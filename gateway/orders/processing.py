@@ -253,7 +253,9 @@ class OrderProcessor:
     ) -> _Outcome:
         items = [order.items[i] for i in part.items]
         lines = [
-            OrderLine(variant_id=item.variant_id, quantity=item.quantity, face_value=item.face_value)
+            OrderLine(
+                variant_id=item.variant_id, quantity=item.quantity, face_value=item.face_value
+            )
             for item in items
         ]
         try:
@@ -269,7 +271,9 @@ class OrderProcessor:
         except AmbiguousOutcomeError as exc:
             return _Outcome("hold", reason="outcome_unknown", error=_short(exc))
         except FatalError as exc:
-            failure = Failure(code=exc.code, message=f"the supplier refused the order: {exc.message}"[:300])
+            failure = Failure(
+                code=exc.code, message=f"the supplier refused the order: {exc.message}"[:300]
+            )
             return _Outcome("fail", failure=failure, error=_short(exc))
         except TimeoutError:
             return _Outcome("hold", reason="placement_timed_out")
@@ -319,9 +323,7 @@ class OrderProcessor:
         await self.commit(job.order_id, delivery, change)
         metrics.JOBS.labels(job.kind.value, outcome.kind).inc()
 
-    def _record(
-        self, order: StoredOrder, part: Part, outcome: _Outcome, now: float
-    ) -> Effects:
+    def _record(self, order: StoredOrder, part: Part, outcome: _Outcome, now: float) -> Effects:
         """Write an outcome into the part and say which job follows."""
         effects = Effects()
         if outcome.kind == "upstream":

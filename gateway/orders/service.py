@@ -161,7 +161,7 @@ class OrdersService:
         if claim.kind == "done":
             metrics.IDEMPOTENT_REPLAYS.inc()
             assert claim.status is not None and claim.body is not None
-            return CreateAnswer(claim.status, claim.body, None, replayed=True)
+            return CreateAnswer(claim.status, claim.body, claim.order_id, replayed=True)
         if claim.kind == "takeover":
             assert claim.order_id is not None
             loaded = await self.store.load(claim.order_id)
@@ -275,10 +275,10 @@ class OrdersService:
             order = await self.wait_final(order_id, wait) or order
         return order
 
-    async def wait_final(self, order_id: str, timeout: float) -> StoredOrder | None:
-        """The order once final, or as it is after ``timeout`` seconds."""
+    async def wait_final(self, order_id: str, seconds: float) -> StoredOrder | None:
+        """The order once final, or as it is after ``seconds``."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + seconds
         with self.notifier.waiter(order_id) as event:
             while True:
                 event.clear()  # before reading: a change during the read still wakes us

@@ -155,7 +155,10 @@ class OrderStore:
             return int(total), []
         pipe = self.redis.pipeline(transaction=False)
         for order_id in ids:
-            pipe.hget(self.keys.order(order_id.decode() if isinstance(order_id, bytes) else order_id), "doc")
+            pipe.hget(
+                self.keys.order(order_id.decode() if isinstance(order_id, bytes) else order_id),
+                "doc",
+            )
         docs = await pipe.execute()
         orders = [StoredOrder.model_validate_json(doc) for doc in docs if doc is not None]
         return int(total), orders

@@ -56,7 +56,9 @@ def recompute(order: StoredOrder, now: float) -> None:
     order.updated_at = now
 
 
-def assign_codes(items: Sequence[StoredItem], codes: Sequence[Code]) -> tuple[list[list[Code]], int]:
+def assign_codes(
+    items: Sequence[StoredItem], codes: Sequence[Code]
+) -> tuple[list[list[Code]], int]:
     """Share an upstream order's codes among its items: a code naming its variant goes to
     that item, the others fill items in line order; never more than an item's quantity.
     Returns the codes per item and how many were left over (reported, never shown)."""

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from access_routes import MakeGateway
+from cryptography.fernet import Fernet
 
 from gateway.bootstrap import Gateway, bootstrap
-from gateway.settings import AccessSettings, Settings
+from gateway.settings import AccessSettings, OrderSettings, Settings
 
 
 @pytest.fixture
@@ -28,6 +29,7 @@ async def make_gateway(
             key_prefix=key_prefix,
             access=AccessSettings(**access),
             sandbox="off",
+            orders=OrderSettings(encryption_keys=[Fernet.generate_key().decode()]),
         )
         client = redis if redis is not None else aioredis.Redis.from_url(redis_url)
         gateway = await bootstrap(settings, redis=client, adapters={})

@@ -174,12 +174,16 @@ async def test_authentication_is_cached_in_process(make_gateway: MakeGateway) ->
 async def test_store_unreachable_on_a_cache_miss_is_503(make_gateway: MakeGateway) -> None:
     import redis.asyncio as aioredis
 
+    from gateway.access.service import Access
+
+    gw = await make_gateway()
     dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
-    gw = await make_gateway(redis=dead)
+    gw.services["access"] = Access.build(dead, gw.keys, gw.settings.access)
     async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
         response = await client.get(
             "/v1/test/whoami", headers={"X-API-Key": "gw_live_0123456789ab_" + "Z" * 43}
         )
+    await dead.aclose()
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "service_unavailable"
     assert response.headers["Retry-After"] == "1"

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from adapters.base import SupplierAdapter
 from adapters.registry import discover
@@ -173,4 +174,6 @@ def gateway_settings(
         log_level="WARNING",
         suppliers={name: adapter_values(name, box.url) for name, box in sandboxes.items()},
         catalog=catalog_settings(**catalog),
+        # The orders service refuses to start without a key; its workers are not needed.
+        orders={"encryption_keys": [Fernet.generate_key().decode()], "inline_workers": False},
     )

@@ -35,7 +35,7 @@ async def test_full_sync_publishes_every_product(
     for name, box in sandboxes.items():
         sync = syncer(adapters[name], redis, key_prefix)
         pages: list[int] = []
-        report = await sync.run(progress=lambda page, n: pages.append(page.page))
+        report = await sync.run(progress=lambda page, n, seen=pages: seen.append(page.page))
         assert report.outcome == "published", report.error
         assert report.products == box.control.info["products"]
         assert report.pages == len(pages) > 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -122,6 +123,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(200):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 @dataclass
 class LocalCluster:
     ports: list[int]
@@ -160,7 +176,7 @@ def redis_cluster() -> Iterator[LocalCluster]:
     ports: list[int] = []
     try:
         for _ in range(3):
-            port = free_port()
+            port = free_cluster_port()
             node_dir = directory / str(port)
             node_dir.mkdir()
             subprocess.run(
@@ -190,6 +206,9 @@ def redis_cluster() -> Iterator[LocalCluster]:
                 if ping.stdout.strip() == "PONG":
                     break
                 time.sleep(0.05)
+            else:
+                log = (directory / str(port) / "redis.log").read_text(errors="replace")
+                pytest.fail(f"cluster node on port {port} did not start:\n{log[-2000:]}")
         created = subprocess.run(
             [
                 "redis-cli",
@@ -216,6 +235,38 @@ def redis_cluster() -> Iterator[LocalCluster]:
 
 
 # ------------------------------------------------- a gateway with an upstream
+
+#: Codes are encrypted at rest; a test deployment needs a key like any other.
+ENCRYPTION_KEY = "aW5zZWN1cmUtdGVzdC1rZXktMDEyMzQ1Njc4OWFiY2Q="
+
+
+def gateway_env(redis_url: str, key_prefix: str, **extra: str) -> dict[str, str]:
+    """The environment of a gateway subprocess: this one without ``GATEWAY_*`` and
+    ``PROMETHEUS_MULTIPROC_DIR``, plus a real Redis, a key prefix and no sandboxes."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GATEWAY_") and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    env |= {
+        "GATEWAY_REDIS_URL": redis_url,
+        "GATEWAY_KEY_PREFIX": key_prefix,
+        "GATEWAY_SANDBOX": "off",
+        "GATEWAY_ORDERS__ENCRYPTION_KEYS": json.dumps([ENCRYPTION_KEY]),
+    }
+    return env | extra
+
+
+def gateway_settings(redis_url: str, key_prefix: str, **extra: Any) -> Any:
+    from gateway.settings import Settings
+
+    return Settings(
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        sandbox="off",
+        orders={"encryption_keys": [ENCRYPTION_KEY]},
+        **extra,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -265,9 +316,8 @@ async def ops_gateway(example_upstream: Any, redis: Any, key_prefix: str, redis_
 
     from gateway.app import create_app
     from gateway.bootstrap import bootstrap
-    from gateway.settings import Settings
 
-    settings = Settings(redis_url=redis_url, key_prefix=key_prefix, sandbox="off")
+    settings = gateway_settings(redis_url, key_prefix)
     http = httpx.AsyncClient()
     adapter = example_adapter(example_upstream, http, redis, key_prefix)
     gw = await bootstrap(settings, redis=redis, http=http, adapters={"example": adapter})

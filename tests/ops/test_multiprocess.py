@@ -11,9 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.observability import metrics
-from tests.ops.conftest import ROOT, free_port
+from tests.ops.conftest import ROOT, free_port, gateway_env
 from tests.ops.support import samples, value
 
 WRITER = r"""
@@ -132,17 +133,7 @@ def test_gateway_serve_with_two_workers_reports_the_same_totals_from_each(
 ) -> None:
     """Every scrape, whichever worker answers it, counts the requests of both."""
     port = free_port()
-    env = {
-        key: val
-        for key, val in os.environ.items()
-        if not key.startswith("GATEWAY_") and key != metrics.MULTIPROC_ENV
-    }
-    env |= {
-        "GATEWAY_REDIS_URL": redis_url,
-        "GATEWAY_KEY_PREFIX": key_prefix,
-        "GATEWAY_SANDBOX": "off",
-        "GATEWAY_LOG_LEVEL": "WARNING",
-    }
+    env = gateway_env(redis_url, key_prefix, GATEWAY_LOG_LEVEL="WARNING")
     gateway_cmd = str(Path(sys.executable).with_name("gateway"))
     proc = subprocess.Popen(
         [gateway_cmd, "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
@@ -175,7 +166,7 @@ def test_gateway_serve_with_two_workers_reports_the_same_totals_from_each(
 
 
 def _serving_pids(master: int) -> set[str]:
-    """Pids of the workers that wrote request counts (their files in the metrics dir)."""
+    """Pids of the workers that have answered ``/healthz`` (from their own metric files)."""
     directories = set()
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -190,7 +181,17 @@ def _serving_pids(master: int) -> set[str]:
                 directories.add(entry.split(b"=", 1)[1].decode())
     assert len(directories) == 1, directories
     (directory,) = directories
-    return {p.stem.rsplit("_", 1)[1] for p in Path(directory).glob("counter_*.db")}
+    serving = set()
+    for path in Path(directory).glob("counter_*.db"):
+        for family in MultiProcessCollector.merge([str(path)]):
+            for sample in family.samples:
+                if (
+                    sample.name == "gateway_http_requests_total"
+                    and sample.labels.get("route") == "/healthz"
+                    and sample.value > 0
+                ):
+                    serving.add(path.stem.rsplit("_", 1)[1])
+    return serving
 
 
 def _healthz_count(url: str) -> float:

@@ -12,7 +12,7 @@
 --   {"acquired"}              this request holds the key; nothing was created yet
 --   {"mismatch"}              the key was used with another request body (422)
 --   {"busy"}                  another request holds the key and is alive (409)
---   {"done", status, body}    finished: replay the stored answer
+--   {"done", status, body, order_id}  finished: replay the stored answer
 --   {"takeover", order_id}    the order exists but its request died before answering:
 --                             this request now holds the key and builds the answer
 local t = redis.call('TIME')
@@ -33,7 +33,7 @@ if h[1] ~= ARGV[2] then
   return {'mismatch'}
 end
 if h[2] == 'done' then
-  return {'done', h[5], h[6]}
+  return {'done', h[5], h[6], h[4]}
 end
 if (tonumber(h[3]) or 0) > now then
   return {'busy'}

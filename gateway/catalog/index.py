@@ -1,0 +1,573 @@
+"""The in-memory catalog index: search, filters, sorts, facets and pages over one snapshot.
+
+Built once per snapshot (:meth:`CatalogIndex.build`) and then read-only, so any number
+of requests may search it concurrently and a new snapshot is swapped in by replacing the
+object.
+
+Documents are numbered in name order (folded name, then id). That one choice makes most
+orders free: a set of documents as a bitmap (:mod:`gateway.catalog.bitmaps`) lists its
+members in name order, so "sort by name" and the tie-break of every other sort are the
+bitmap's lowest bits. Relevance is computed per group, not per document: the documents
+of a query fall into a few groups of equal score (every word's best way of matching,
+see :mod:`gateway.catalog.fulltext`), each group a bitmap built with a handful of big-int
+operations; a page is the lowest bits of the best groups. No per-document loop runs for
+a text query, whatever the number of matches.
+
+Prices: without a reseller rule a product's price is its cheapest variant's cost under
+the price list's rule for its supplier and (unified) category, computed at build time.
+With a reseller rule, one rule prices everything, and filters and sorts work on cost
+with the bounds mapped through the rule, which gives exactly the brute-force result
+(see :mod:`gateway.catalog.price_order` for mixed currencies).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.models import Product
+from gateway.catalog import records as rec
+from gateway.catalog.bitmaps import Bitmap, from_ids, membership, positions, select
+from gateway.catalog.fields import Field
+from gateway.catalog.fulltext import TextIndex, TextIndexBuilder
+from gateway.catalog.price_order import UNPRICED, PriceOrder
+from gateway.catalog.records import Compactor, apply_rule
+from gateway.catalog.text import fold, tokens
+from gateway.pricing import MarkupRule, PriceList
+
+SORTS = ("relevance", "price_asc", "price_desc", "name")
+FACETS = ("category", "brand", "supplier", "country")
+
+Taxonomy = Callable[[str, str | None], str | None]
+_UNSET: Any = object()
+
+
+def _same_category(supplier: str, category: str | None) -> str | None:
+    return category
+
+
+class QueryError(ValueError):
+    """A search query the index cannot answer (the API turns it into a 400)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    text: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    supplier: str | None = None
+    country: str | None = None
+    currency: str | None = None
+    min_price: int | None = None
+    max_price: int | None = None
+    in_stock: bool | None = None
+    sort: str | None = None
+    offset: int = 0
+    limit: int = 20
+    facets: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    total: int
+    ids: list[str]
+    facets: dict[str, dict[str, int]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IndexTuning:
+    """Knobs that trade memory for speed; the defaults suit 1k to 1M products. Every
+    setting gives the same results (the tests check the extremes against an oracle)."""
+
+    dense_fraction: float = 1 / 256
+    """A document set is a bitmap (N/8 bytes) when it holds at least this fraction of
+    the catalog (and ``dense_min``), else a sorted run (4 bytes a member)."""
+    dense_min: int = 64
+    prefix_budget: int = 1500
+    """Prefixes whose words would cost more than this (≈ sparse members) to OR together
+    at query time get their union precomputed."""
+    sliced_min: int = 4096
+    """Currencies with at least this many priced products answer price ranges with
+    bit-sliced ranks; smaller ones scatter their run."""
+    walk: float = 1.0
+    """Price-sorted pages walk the global price order when that looks cheaper than
+    extracting and heap-selecting the matches; 0 forces the walk, inf forbids it."""
+    facet_extract: float = 1.0
+    """Facets count the matched documents one by one when that looks cheaper than a
+    popcount per value; 0 forces counting documents, inf forbids it."""
+
+    def dense_threshold(self, n_docs: int) -> int:
+        return max(self.dense_min, math.ceil(n_docs * self.dense_fraction))
+
+
+@dataclass(slots=True)
+class _Staged:
+    """Build-time columns, in input order until sorted into document order."""
+
+    records: list[rec.Record] = field(default_factory=list)
+    sort_keys: list[tuple[str, str]] = field(default_factory=list)
+    suppliers: list[str] = field(default_factory=list)
+    brands: list[str | None] = field(default_factory=list)
+    categories: list[str | None] = field(default_factory=list)
+    countries: list[str | None] = field(default_factory=list)
+    currencies: list[str] = field(default_factory=list)
+    costs: list[int | None] = field(default_factory=list)
+
+    def permuted(self, order: list[int]) -> _Staged:
+        return _Staged(
+            *([column[i] for i in order] for column in (getattr(self, f) for f in _COLUMNS))
+        )
+
+
+_COLUMNS = (
+    "records",
+    "sort_keys",
+    "suppliers",
+    "brands",
+    "categories",
+    "countries",
+    "currencies",
+    "costs",
+)
+
+
+class CatalogIndex:
+    __slots__ = (
+        "_all",
+        "_cost",
+        "_cost_order",
+        "_doc_of",
+        "_facet_cost",
+        "_fields",
+        "_in_stock",
+        "_list_order",
+        "_list_price",
+        "_n",
+        "_out_of_stock",
+        "_prices",
+        "_records",
+        "_text",
+        "_tuning",
+    )
+
+    # -- build -------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls,
+        products: Iterable[Product],
+        prices: PriceList,
+        taxonomy: Taxonomy = _same_category,
+        *,
+        tuning: IndexTuning | None = None,
+    ) -> CatalogIndex:
+        """Index ``products`` (any iterable: a generator keeps only one ``Product`` alive
+        at a time). ``taxonomy(supplier, category)`` maps a supplier's category to the
+        unified one (called once per distinct pair). A product id seen twice keeps its
+        last version."""
+        tuning = tuning or IndexTuning()
+        staged = _Staged()
+        columns = tuple(getattr(staged, name) for name in _COLUMNS)
+        records, sort_keys, suppliers, brands, categories, countries, currencies, costs = columns
+        compactor = Compactor()
+        shared = compactor.share
+        position: dict[str, int] = {}
+        mapped: dict[tuple[str, str | None], str | None] = {}
+        for product in products:
+            record, cost = compactor.record(product)
+            pair = (product.supplier, product.category)
+            unified = mapped.get(pair, _UNSET)
+            if unified is _UNSET:
+                unified = mapped[pair] = shared(taxonomy(*pair))
+            pid = product.id
+            at = position.get(pid)
+            if at is not None:  # a repeated id: the later version replaces the earlier
+                row = (
+                    record,
+                    (fold(product.name), pid),
+                    shared(product.supplier),
+                    shared(product.brand),
+                    unified,
+                    shared(product.country),
+                    shared(product.currency),
+                    cost,
+                )
+                for column, value in zip(columns, row, strict=True):
+                    column[at] = value
+                continue
+            position[pid] = len(records)
+            records.append(record)
+            sort_keys.append((fold(product.name), pid))
+            suppliers.append(shared(product.supplier))
+            brands.append(shared(product.brand))
+            categories.append(unified)
+            countries.append(shared(product.country))
+            currencies.append(shared(product.currency))
+            costs.append(cost)
+        del position, mapped
+        order = sorted(range(len(staged.records)), key=staged.sort_keys.__getitem__)
+        staged = staged.permuted(order)
+        del order
+        return cls(staged, prices, tuning)
+
+    def __init__(self, staged: _Staged, prices: PriceList, tuning: IndexTuning) -> None:
+        """Use :meth:`build`."""
+        n = len(staged.records)
+        self._n = n
+        self._tuning = tuning
+        self._prices = prices
+        self._records = staged.records
+        self._all: Bitmap = (1 << n) - 1
+        self._doc_of = {r[rec.R_ID]: d for d, r in enumerate(staged.records)}
+        dense_min = tuning.dense_threshold(n)
+        fields = {
+            "category": Field("category", staged.categories, merge=True, dense_min=dense_min),
+            "brand": Field("brand", staged.brands, merge=True, dense_min=dense_min),
+            "supplier": Field("supplier", staged.suppliers, merge=False, dense_min=dense_min),
+            "country": Field("country", staged.countries, merge=False, dense_min=dense_min),
+            "currency": Field("currency", staged.currencies, merge=False, dense_min=dense_min),
+        }
+        self._fields = fields
+        self._facet_cost = {name: fields[name].scan_cost(n) for name in FACETS}
+        self._in_stock = from_ids(d for d, r in enumerate(staged.records) if rec.in_stock(r))
+        self._out_of_stock = self._all ^ self._in_stock
+
+        category, supplier = fields["category"], fields["supplier"]
+        self._cost = staged.costs
+        list_price: list[int] = []
+        for d, cost in enumerate(staged.costs):
+            if cost is None:
+                list_price.append(UNPRICED)
+            else:
+                rule = prices.rule_for(supplier.label_of(d) or "", category.label_of(d))
+                list_price.append(apply_rule(rule, cost))
+        self._list_price = list_price
+        costs = [UNPRICED if c is None else c for c in staged.costs]
+        self._list_order = PriceOrder(list_price, staged.currencies, tuning.sliced_min)
+        self._cost_order = PriceOrder(costs, staged.currencies, tuning.sliced_min)
+
+        builder = TextIndexBuilder()
+        label_tokens: dict[str | None, list[str]] = {}
+
+        def cached(label: str | None) -> list[str]:
+            found = label_tokens.get(label)
+            if found is None:
+                found = label_tokens[label] = tokens(label)
+            return found
+
+        brand = fields["brand"]
+        for d, r in enumerate(staged.records):
+            other = [
+                *cached(brand.label_of(d)),
+                *cached(category.label_of(d)),
+                *cached(r[rec.R_SUB]),
+                *tokens(r[rec.R_SHORT]),
+            ]
+            builder.add(d, tokens(r[rec.R_NAME]), other)
+        self._text: TextIndex = builder.finish(n, dense_min, tuning.prefix_budget)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._n
+
+    def product(self, product_id: str) -> Product | None:
+        """The full unified product, with the unified (merged) category and brand labels
+        the list endpoints show."""
+        d = self._doc_of.get(product_id)
+        if d is None:
+            return None
+        return rec.to_product(self._records[d], **self._labels(d))
+
+    def summaries(
+        self, ids: Sequence[str], reseller_rule: MarkupRule | None = None
+    ) -> list[dict[str, Any]]:
+        """JSON-ready summaries of ``ids`` in order (ids not in the index are skipped),
+        priced for the reseller (``reseller_rule``) or at list price."""
+        out = []
+        for product_id in ids:
+            d = self._doc_of.get(product_id)
+            if d is None:
+                continue
+            labels = self._labels(d)
+            cost = self._cost[d]
+            if reseller_rule is None:
+                rule = self._prices.rule_for(labels["supplier"], labels["category"])
+                price = None if cost is None else self._list_price[d]
+            else:
+                rule = reseller_rule
+                price = None if cost is None else apply_rule(rule, cost)
+            out.append(rec.summary(self._records[d], price=price, rule=rule, **labels))
+        return out
+
+    def categories(self) -> list[tuple[str, int]]:
+        """Unified category labels with their product counts, in label order."""
+        return self._fields["category"].listing()
+
+    def brands(self) -> list[tuple[str, int]]:
+        return self._fields["brand"].listing()
+
+    def suppliers(self) -> dict[str, int]:
+        return dict(self._fields["supplier"].listing())
+
+    def _labels(self, d: int) -> dict[str, Any]:
+        f = self._fields
+        return {
+            "supplier": f["supplier"].label_of(d),
+            "brand": f["brand"].label_of(d),
+            "category": f["category"].label_of(d),
+            "country": f["country"].label_of(d),
+            "currency": f["currency"].label_of(d),
+        }
+
+    # -- search ------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery, reseller_rule: MarkupRule | None = None) -> SearchResult:
+        """One page of the products matching ``query``, with the total and, if asked,
+        facet counts over every match (see the module docstring for the ordering)."""
+        _validate(query)
+        words = tokens(query.text)
+        sort = query.sort or ("relevance" if words else "name")
+        mask = self._filter(query, reseller_rule)
+        groups: list[tuple[int, Bitmap]]
+        if mask == 0:
+            groups = []
+        elif not words:
+            groups = [(0, self._all if mask is None else mask)]
+        elif sort == "relevance":
+            groups = self._scored(words, mask)
+        else:
+            matched = self._matched(words, mask)
+            groups = [(0, matched)] if matched else []
+        counts = (
+            [bits.bit_count() for _, bits in groups] if mask is not None or words else [self._n]
+        )
+        total = sum(counts)
+        docs = self._page(query, sort, groups, counts, total, reseller_rule)
+        ids = [self._records[d][rec.R_ID] for d in docs]
+        facets = None
+        if query.facets:
+            everything = mask is None and not words
+            facets = self._facets(None if everything else _union(groups), total)
+        return SearchResult(total=total, ids=ids, facets=facets)
+
+    def _filter(self, query: SearchQuery, rule: MarkupRule | None) -> Bitmap | None:
+        """The documents the filters allow (None: no filter, every document)."""
+        mask: Bitmap | None = None
+        for name in ("category", "brand", "supplier", "country", "currency"):
+            value = getattr(query, name)
+            if value is None:
+                continue
+            f = self._fields[name]
+            vid = f.value_id(value)
+            if vid is None:
+                return 0
+            bits = f.bits(vid)
+            mask = bits if mask is None else mask & bits
+            if not mask:
+                return 0
+        if query.in_stock is not None:
+            bits = self._in_stock if query.in_stock else self._out_of_stock
+            mask = bits if mask is None else mask & bits
+        if query.min_price is not None or query.max_price is not None:
+            assert query.currency is not None  # _validate
+            bits = self._price_range(query.currency, query.min_price, query.max_price, rule)
+            mask = bits if mask is None else mask & bits
+        return mask
+
+    def _price_range(
+        self, currency: str, lo: int | None, hi: int | None, rule: MarkupRule | None
+    ) -> Bitmap:
+        if rule is None:
+            return self._list_order.between(currency, lo, hi)
+        order = self._cost_order
+        lo_cost = None if lo is None else _least_cost_at_least(rule, lo, order.max_value)
+        hi_cost = None if hi is None else _most_cost_at_most(rule, hi, order.max_value)
+        if hi_cost is not None and hi_cost < 0:
+            return 0
+        return order.between(currency, lo_cost, hi_cost)
+
+    def _scored(self, words: list[str], mask: Bitmap | None) -> list[tuple[int, Bitmap]]:
+        """Matching documents grouped by score, best first, each group a bitmap."""
+        text = self._text
+        last = len(words) - 1
+        groups: dict[int, Bitmap] | None = None
+        for i, word in enumerate(words):
+            classes = _best_class(text.word_sets(word, i == last))
+            if groups is None:
+                groups = {}
+                for weight, bits in classes:
+                    hit = bits if mask is None else bits & mask
+                    if hit:
+                        groups[weight] = hit
+            else:
+                combined: dict[int, Bitmap] = {}
+                for score, group in groups.items():
+                    for weight, bits in classes:
+                        hit = group & bits
+                        if hit:
+                            combined[score + weight] = combined.get(score + weight, 0) | hit
+                groups = combined
+            if not groups:
+                return []
+        assert groups is not None
+        return sorted(groups.items(), reverse=True)
+
+    def _matched(self, words: list[str], mask: Bitmap | None) -> Bitmap:
+        """Every document matching all words, unscored (for the non-relevance sorts)."""
+        text = self._text
+        last = len(words) - 1
+        matched = mask
+        for i, word in enumerate(words):
+            bits = 0
+            for _, b in text.word_sets(word, i == last):
+                bits |= b
+            matched = bits if matched is None else matched & bits
+            if not matched:
+                return 0
+        return matched or 0
+
+    def _page(
+        self,
+        query: SearchQuery,
+        sort: str,
+        groups: list[tuple[int, Bitmap]],
+        counts: list[int],
+        total: int,
+        rule: MarkupRule | None,
+    ) -> list[int]:
+        offset, limit = query.offset, query.limit
+        if limit == 0 or offset >= total:
+            return []
+        if sort in ("price_asc", "price_desc"):
+            order = self._list_order if rule is None else self._cost_order
+            bits = groups[0][1] if len(groups) == 1 else _union(groups)
+            return self._by_price(order, sort == "price_asc", bits, total, query)
+        if len(groups) == 1 and groups[0][1] is self._all:
+            return list(range(offset, min(offset + limit, self._n)))
+        # relevance (groups in score order) or name (a single group)
+        out: list[int] = []
+        skip = offset
+        for (_, bits), count in zip(groups, counts, strict=True):
+            if skip >= count:
+                skip -= count
+                continue
+            out.extend(select(bits, skip, limit - len(out)))
+            skip = 0
+            if len(out) == limit:
+                break
+        return out
+
+    def _by_price(
+        self, order: PriceOrder, ascending: bool, bits: Bitmap, total: int, query: SearchQuery
+    ) -> list[int]:
+        offset, limit, need = query.offset, query.limit, query.offset + query.limit
+        perm = order.perm_asc if ascending else order.perm_desc
+        if total == self._n:
+            return list(perm[offset:need])
+        spans = [(0, self._n)]
+        if query.currency is not None:  # its priced run, then the unpriced products
+            start, end = order.segments.get(query.currency, (0, 0))
+            spans = [(start, end), (order.unpriced_start, self._n)]
+        walk_steps = need * sum(end - start for start, end in spans) / total
+        if walk_steps * self._tuning.walk > 3 * total:
+            rank = order.rank_asc if ascending else order.rank_desc
+            return heapq.nsmallest(need, positions(bits), key=rank.__getitem__)[offset:]
+        raw = membership(bits)
+        size = len(raw)
+        out: list[int] = []
+        seen = 0
+        for start, end in spans:
+            for d in memoryview(perm)[start:end]:
+                i = d >> 3
+                if i < size and raw[i] >> (d & 7) & 1:
+                    if seen >= offset:
+                        out.append(d)
+                        if len(out) == limit:
+                            return out
+                    seen += 1
+        return out
+
+    def _facets(self, bits: Bitmap | None, total: int) -> dict[str, dict[str, int]]:
+        fields = self._fields
+        if bits is None:
+            return {name: fields[name].facet_all() for name in FACETS}
+        ids: list[int] | None = None
+        out = {}
+        for name in FACETS:
+            if 3 * total * self._tuning.facet_extract <= self._facet_cost[name]:
+                if ids is None:
+                    ids = positions(bits)
+                out[name] = fields[name].facet_from_ids(ids)
+            else:
+                out[name] = fields[name].facet_from_bits(bits)
+        return out
+
+    def stats(self) -> dict[str, int]:
+        """Sizes for benchmarks and logs."""
+        return {
+            "products": self._n,
+            "vocabulary": len(self._text.vocab),
+            "prefix_unions": len(self._text.prefixes),
+            "typo_keys": len(self._text.del_hashes),
+            "text_bytes": self._text.nbytes(),
+        }
+
+
+def _validate(query: SearchQuery) -> None:
+    if query.sort is not None and query.sort not in SORTS:
+        raise QueryError(f"sort must be one of {', '.join(SORTS)}")
+    if query.offset < 0:
+        raise QueryError("offset cannot be negative")
+    if query.limit < 0:
+        raise QueryError("limit cannot be negative")
+    if (query.min_price is not None or query.max_price is not None) and not query.currency:
+        raise QueryError("min_price and max_price need a currency: prices are not converted")
+
+
+def _best_class(sets: list[tuple[int, Bitmap]]) -> list[tuple[int, Bitmap]]:
+    """Each document under its best weight only: the sets made disjoint, heaviest first."""
+    seen = 0
+    out = []
+    for weight, bits in sets:
+        only = bits ^ (bits & seen) if seen else bits
+        if only:
+            out.append((weight, only))
+            seen |= only
+    return out
+
+
+def _union(groups: list[tuple[int, Bitmap]]) -> Bitmap:
+    acc = 0
+    for _, bits in groups:
+        acc |= bits
+    return acc
+
+
+def _least_cost_at_least(rule: MarkupRule, price: int, max_cost: int) -> int:
+    """The smallest cost whose price under ``rule`` is at least ``price`` (``max_cost +
+    1`` when none up to ``max_cost`` is)."""
+    lo, hi = 0, max_cost + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if apply_rule(rule, mid) >= price:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _most_cost_at_most(rule: MarkupRule, price: int, max_cost: int) -> int:
+    """The largest cost (at most ``max_cost``) whose price is at most ``price``; -1 when
+    even a zero cost is priced above it."""
+    lo, hi = -1, max_cost
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if apply_rule(rule, mid) <= price:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

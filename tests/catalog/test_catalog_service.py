@@ -1,0 +1,251 @@
+"""One instance's catalog service: loading at start, picking up new snapshots published
+by another instance, swapping atomically, and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from conftest import (
+    GG,
+    VO,
+    AdapterFactory,
+    Sandbox,
+    ServiceFactory,
+    gateway_settings,
+    start_sandbox,
+)
+
+from adapters.base import SupplierAdapter
+from adapters.models import CatalogPage
+from adapters.sandbox_server import BackgroundServer
+from gateway.app import create_app
+from gateway.catalog.service import CatalogService
+from gateway.catalog.snapshot import SnapshotStore
+from gateway.catalog.sync import CatalogSync
+from gateway.redis_keys import RedisKeys
+
+
+async def eventually(check: Callable[[], bool], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+
+
+async def publish(adapter: SupplierAdapter, redis: Any, key_prefix: str, **kw: Any) -> Any:
+    """Sync ``adapter`` into Redis as "another instance" would."""
+    sync = CatalogSync(
+        adapter,
+        SnapshotStore(redis, RedisKeys(key_prefix)),
+        lock_seconds=30,
+        interval_seconds=3600,
+    )
+    report = await sync.run(force=True, **kw)
+    return report
+
+
+def supplier_ids(service: CatalogService, supplier: str) -> set[str]:
+    index = service.index
+    assert index is not None
+    snap = service.state.snapshots[supplier]  # type: ignore[union-attr]
+    return {p.id for p in snap.products()}
+
+
+async def test_a_new_instance_serves_at_once_from_a_populated_redis(
+    sandboxes: dict[str, Sandbox],
+    adapters: dict[str, SupplierAdapter],
+    make_service: ServiceFactory,
+    redis: Any,
+    key_prefix: str,
+) -> None:
+    for adapter in adapters.values():
+        assert (await publish(adapter, redis, key_prefix)).outcome == "published"
+    requests_before = {name: box.requests for name, box in sandboxes.items()}
+
+    service = make_service(adapters, sync_enabled=True)
+    await service.start()
+    assert service.ready
+    index = service.index
+    assert index is not None
+    expected = sum(box.control.info["products"] for box in sandboxes.values())
+    assert len(index) == expected
+    assert index.suppliers() == {n: b.control.info["products"] for n, b in sandboxes.items()}
+    # It served from Redis: not one upstream call (the sync loop found nothing due).
+    await asyncio.sleep(0.2)
+    assert {name: box.requests for name, box in sandboxes.items()} == requests_before
+    assert service.readiness()["suppliers"][GG]["catalog"] == "loaded"
+
+
+async def test_a_second_instance_picks_up_a_new_snapshot(
+    sandboxes: dict[str, Sandbox],
+    adapters: dict[str, SupplierAdapter],
+    make_adapter: AdapterFactory,
+    make_service: ServiceFactory,
+    redis: Any,
+    key_prefix: str,
+) -> None:
+    for adapter in adapters.values():
+        await publish(adapter, redis, key_prefix)
+    watcher = make_service(adapters)
+    await watcher.start()
+    old_version = watcher.state.versions[GG]  # type: ignore[union-attr]
+    old_ids = supplier_ids(watcher, GG)
+
+    other = start_sandbox(GG, seed=8, catalog_size=40)  # the supplier's catalog changed
+    try:
+        report = await publish(make_adapter(GG, other.url), redis, key_prefix)
+    finally:
+        other.server.stop()
+    assert report.outcome == "published"
+
+    await eventually(lambda: watcher.state.versions[GG] == report.version)  # type: ignore[union-attr]
+    new_ids = supplier_ids(watcher, GG)
+    assert new_ids != old_ids and len(new_ids) == report.products
+    assert watcher.state.versions[GG] > old_version  # type: ignore[union-attr]
+    assert watcher.index.suppliers()[GG] == report.products  # type: ignore[union-attr]
+    # The other supplier's snapshot is still served, unchanged.
+    assert watcher.index.suppliers()[VO] == sandboxes[VO].control.info["products"]  # type: ignore[union-attr]
+
+
+async def test_a_failed_supplier_keeps_serving_while_the_other_updates(
+    sandboxes: dict[str, Sandbox],
+    adapters: dict[str, SupplierAdapter],
+    make_adapter: AdapterFactory,
+    make_service: ServiceFactory,
+    redis: Any,
+    key_prefix: str,
+) -> None:
+    for adapter in adapters.values():
+        await publish(adapter, redis, key_prefix)
+    service = make_service(adapters)
+    await service.start()
+    gg_ids = supplier_ids(service, GG)
+
+    def break_gg(page: CatalogPage, products: int) -> None:
+        if page.page == 2:
+            sandboxes[GG].faults(error_rate=1.0)
+
+    failed = await service.sync(GG, force=True, progress=break_gg)
+    assert failed.outcome == "failed"
+    other = start_sandbox(VO, seed=9, catalog_size=30)
+    try:
+        updated = await publish(make_adapter(VO, other.url), redis, key_prefix)
+    finally:
+        other.server.stop()
+
+    await eventually(lambda: service.state.versions[VO] == updated.version)  # type: ignore[union-attr]
+    assert supplier_ids(service, GG) == gg_ids
+    assert service.index.suppliers() == {GG: len(gg_ids), VO: 30}  # type: ignore[union-attr]
+    statuses = await service.statuses()
+    assert statuses[GG].stale_flag and not statuses[VO].stale_flag
+    assert service.ready  # one supplier's failure does not make the instance unready
+
+
+async def test_an_empty_redis_syncs_first_and_readyz_waits_for_it(
+    sandboxes: dict[str, Sandbox], redis: Any, key_prefix: str, redis_url: str
+) -> None:
+    """A real gateway process (uvicorn on loopback, bootstrapped from settings) with an
+    empty Redis: /readyz says 503 "loading" until its own sync has loaded the catalog."""
+    sandboxes[GG].faults(latency_ms=80, paths=["/products"])
+    settings = gateway_settings(sandboxes, key_prefix, redis_url)
+    with BackgroundServer(create_app(settings)) as server:
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            first = await client.get("/readyz")
+            assert first.status_code == 503
+            assert first.json()["checks"]["catalog"] == "loading"
+            products = await client.get("/v1/products")
+            assert products.status_code in (401, 503)  # loading (or, with auth on, no key)
+            deadline = time.monotonic() + 15
+            while (ready := await client.get("/readyz")).status_code != 200:
+                assert time.monotonic() < deadline, ready.json()
+                await asyncio.sleep(0.05)
+        checks = ready.json()["checks"]
+        assert checks["catalog"] == "ready"
+        assert checks["suppliers"][GG]["catalog"] == "loaded"
+        assert checks["catalog_products"] == sum(
+            b.control.info["products"] for b in sandboxes.values()
+        )
+
+
+async def test_ready_when_one_supplier_fails_with_nothing_to_serve(
+    sandboxes: dict[str, Sandbox],
+    adapters: dict[str, SupplierAdapter],
+    make_service: ServiceFactory,
+) -> None:
+    sandboxes[VO].faults(error_rate=1.0)
+    service = make_service(adapters, sync_enabled=True)
+    await service.start()
+    await eventually(lambda: service.ready)
+    report = service.readiness()
+    assert report["suppliers"][VO] == {"catalog": "failed"}
+    assert report["suppliers"][GG]["catalog"] == "loaded"
+    assert service.index.suppliers() == {GG: sandboxes[GG].control.info["products"]}  # type: ignore[union-attr]
+
+
+async def test_the_index_swap_is_atomic_for_concurrent_requests(
+    sandboxes: dict[str, Sandbox],
+    make_adapter: AdapterFactory,
+    make_service: ServiceFactory,
+    redis: Any,
+    key_prefix: str,
+) -> None:
+    """Readers list the whole Gaming Goods catalog (one page of 100) over and over while
+    its snapshot flips between two different catalogs: every answer is entirely one
+    catalog or entirely the other, with that catalog's total."""
+    from gateway.bootstrap import Gateway
+
+    other = start_sandbox(GG, seed=8, catalog_size=45)
+    try:
+        small, large = make_adapter(GG, other.url), make_adapter(GG, sandboxes[GG].url)
+        await publish(large, redis, key_prefix)
+        service = make_service({GG: large})
+        await service.start()
+        catalogs = {frozenset(supplier_ids(service, GG))}
+        gateway = Gateway(
+            settings=gateway_settings(sandboxes, key_prefix, "redis://unused"),
+            redis=redis,
+            keys=RedisKeys(key_prefix),
+            http=httpx.AsyncClient(),
+            adapters={GG: large},
+            services={"catalog": service},
+        )
+        app = create_app(gateway=gateway)
+        app.state.gateway = gateway  # ASGITransport runs no lifespan
+        transport = httpx.ASGITransport(app=app)
+        stop = asyncio.Event()
+        answers: list[tuple[int, frozenset[str]]] = []
+
+        async def reader() -> None:
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+                while not stop.is_set():
+                    response = await client.get("/v1/products", params={"page_size": 100})
+                    data = response.json()["data"]
+                    answers.append((data["total"], frozenset(p["id"] for p in data["products"])))
+
+        async def flipper() -> None:
+            for i in range(6):
+                report = await publish(small if i % 2 == 0 else large, redis, key_prefix)
+                await eventually(
+                    lambda v=report.version: service.state.versions[GG] == v  # type: ignore[union-attr]
+                )
+                catalogs.add(frozenset(supplier_ids(service, GG)))
+                await asyncio.sleep(0.05)
+            stop.set()
+
+        await asyncio.gather(flipper(), *(reader() for _ in range(3)))
+        await gateway.http.aclose()
+    finally:
+        other.server.stop()
+
+    assert len(catalogs) == 2 and len(answers) > 20
+    sizes = {len(c): c for c in catalogs}
+    for total, ids in answers:
+        assert total in sizes, total
+        catalog = sizes[total]
+        assert ids <= catalog and len(ids) == min(total, 100)
+    assert {total for total, _ in answers} == set(sizes)  # both were really served

@@ -1,0 +1,119 @@
+"""Fixtures of the order tests: sandboxes (one pair per session: starting them is the
+slow part), the products they sell, and in-process gateways on the test's Redis prefix."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from orders_harness import (
+    Picks,
+    Sandboxes,
+    load_products,
+    make_settings,
+    pick,
+    start_sandboxes,
+    static_catalog,
+)
+
+from adapters.models import Product
+from gateway.access.testing import TestCaller, issue_key
+from gateway.app import create_app
+from gateway.bootstrap import Gateway, bootstrap
+from gateway.settings import Settings
+from gateway.suppliers import build_adapters
+
+
+@pytest.fixture(scope="session")
+def sandboxes() -> Iterator[Sandboxes]:
+    boxes = start_sandboxes()
+    yield boxes
+    boxes.stop()
+
+
+@pytest.fixture(scope="session")
+def products(sandboxes: Sandboxes, redis_url_session: str) -> list[Product]:
+    import asyncio
+
+    async def load() -> list[Product]:
+        settings = make_settings(redis_url_session, "test-orders-products", sandboxes)
+        client = aioredis.Redis.from_url(redis_url_session)
+        async with httpx.AsyncClient() as http:
+            try:
+                return await load_products(build_adapters(settings, http=http, redis=client))
+            finally:
+                await client.aclose()
+
+    return asyncio.run(load())
+
+
+@pytest.fixture(scope="session")
+def redis_url_session() -> str:
+    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def picks(products: list[Product]) -> Picks:
+    return pick(products)
+
+
+@pytest.fixture(autouse=True)
+async def _clean_faults(sandboxes: Sandboxes) -> AsyncIterator[None]:
+    await sandboxes.reset()
+    yield
+    await sandboxes.reset()
+
+
+@dataclass
+class Instance:
+    gateway: Gateway
+    client: httpx.AsyncClient
+
+    @property
+    def orders(self) -> Any:
+        return self.gateway.services["orders"]
+
+    async def caller(self, **kwargs: Any) -> TestCaller:
+        return await issue_key(self.gateway, **kwargs)
+
+
+@pytest.fixture
+async def make_instance(
+    redis_url: str, key_prefix: str, sandboxes: Sandboxes, products: list[Product]
+) -> AsyncIterator[Any]:
+    """``await make_instance(settings=None, workers=True)``: a gateway in this process on
+    the test's Redis prefix, served through ``httpx.ASGITransport``."""
+    stack: list[Any] = []
+
+    async def make(settings: Settings | None = None, *, workers: bool = True) -> Instance:
+        settings = settings or make_settings(redis_url, key_prefix, sandboxes)
+        settings.orders.inline_workers = workers
+        gateway = await bootstrap(settings)
+        # Orders validate against the sandboxes' products (``static_catalog``): the
+        # catalog service's own sync and watcher would only add load here.
+        catalog = gateway.services["catalog"]
+        catalog.sync_enabled = catalog.watch_enabled = False
+        gateway.services["orders"].catalog = static_catalog(products)
+        app = create_app(gateway=gateway)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        transport = httpx.ASGITransport(app=app)
+        client = httpx.AsyncClient(transport=transport, base_url="http://gateway.test")
+        stack.append((gateway, lifespan, client))
+        return Instance(gateway, client)
+
+    yield make
+    for gateway, lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+        await gateway.aclose()
