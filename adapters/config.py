@@ -34,8 +34,12 @@ class RetrySettings(BaseModel):
 class BreakerSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    failure_threshold: int = Field(default=5, ge=1)
-    reset_timeout: float = Field(default=30.0, gt=0)
+    failure_threshold: int = Field(
+        default=5, ge=1, description="Consecutive failures (5xx, timeouts) that open the circuit."
+    )
+    reset_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds an open circuit waits before one probe call."
+    )
 
 
 class SupplierSettings(BaseModel):
@@ -43,7 +47,7 @@ class SupplierSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Set false to switch the supplier off.")
     base_url: str = Field(description="Upstream base URL including any path prefix.")
     timeouts: TimeoutSettings = TimeoutSettings()
     retries: RetrySettings = RetrySettings()

@@ -93,18 +93,28 @@ async def _one_run(window_seconds: float, catalog_size: int, redis_url: str) -> 
     }
 
 
+def _print(name: str, r: dict[str, Any]) -> None:
+    print(
+        f"{name:<7} {r['products']:>6} products {r['pages']:>4} pages "
+        f"{r['upstream_requests']:>4} requests  window {r['window_seconds']:>4.0f} s  "
+        f"time {r['seconds']:>6.2f} s  floor {r['floor_seconds']:>5.1f} s  "
+        f"ratio {r['ratio_to_floor']:.3f} (target <= {r['target_ratio']})  "
+        f"429s {r['rate_limited_answered_by_sandbox']}",
+        flush=True,
+    )
+
+
 def run() -> dict[str, Any]:
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     size = int(os.environ.get("BENCH_SYNC_PRODUCTS", CATALOG_SIZE))
-    results: dict[str, Any] = {
-        "scaled": asyncio.run(_one_run(6.0, size, redis_url)),
-    }
+    print(f"Gaming Goods sandbox on loopback, {LIMIT} requests per window, pages of {PAGE_SIZE}")
+    results: dict[str, Any] = {"scaled": asyncio.run(_one_run(6.0, size, redis_url))}
+    _print("scaled", results["scaled"])
     if os.environ.get("BENCH_SYNC_FULL", "1") != "0":
         results["full"] = asyncio.run(_one_run(60.0, size, redis_url))
+        _print("full", results["full"])
     return results
 
 
 if __name__ == "__main__":  # pragma: no cover
-    import json
-
-    print(json.dumps(run(), indent=2))
+    run()

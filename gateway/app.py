@@ -41,7 +41,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
 from gateway.access.guard import protect
-from gateway.api import health, orders
+from gateway.api import catalog, health, orders
 from gateway.api.middleware import EXCEPTION_HANDLERS, ApiFaceMiddleware
 from gateway.api.openapi import build_document, docs_routes, serialise
 from gateway.bootstrap import Gateway, bootstrap
@@ -50,7 +50,12 @@ from gateway.observability import metrics as obs_metrics
 from gateway.observability.middleware import ObservabilityMiddleware
 from gateway.settings import Settings
 
-FEATURE_ROUTES: list[BaseRoute] = [*health.routes, *obs_metrics.routes, *orders.routes]
+FEATURE_ROUTES: list[BaseRoute] = [
+    *health.routes,
+    *obs_metrics.routes,
+    *catalog.routes,
+    *orders.routes,
+]
 
 
 def create_app(

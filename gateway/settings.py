@@ -180,6 +180,15 @@ class OrderSettings(_Section):
     shutdown_grace_seconds: float = Field(
         default=10.0, ge=0, description="Running jobs may finish for this long on shutdown."
     )
+    review_reconcile_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A part held with an unknown outcome is looked up by reference again "
+        "after this long (doubling); found, it continues; never re-sent automatically.",
+    )
+    review_reconcile_attempts: int = Field(
+        default=3, ge=0, description="Automatic look-ups of a held part (0: none)."
+    )
 
 
 class Settings(BaseSettings):

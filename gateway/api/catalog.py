@@ -12,7 +12,7 @@ of ``currency`` and require it; a price sort orders by currency first, then amou
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.requests import Request
@@ -24,8 +24,9 @@ from gateway.api.spec import operation, parse_query
 from gateway.catalog import schema
 from gateway.catalog.detail import DetailNotFound, DetailUnavailable
 from gateway.catalog.index import CatalogIndex, QueryError, SearchQuery
+from gateway.catalog.pages import price_basis
 from gateway.catalog.render import render_detail
-from gateway.catalog.service import CatalogService
+from gateway.catalog.service import CatalogService, CatalogState
 from gateway.pricing import MarkupRule
 
 MAX_PAGE = 10_000
@@ -109,22 +110,38 @@ def _reseller_rule(request: Request) -> MarkupRule | None:
     return getattr(reseller, "markup", None)
 
 
+def _loading() -> ApiError:
+    return ApiError(
+        503,
+        "catalog_loading",
+        "the catalog is still loading; try again shortly",
+        headers={"Retry-After": LOADING_RETRY_AFTER},
+    )
+
+
 def _loaded_index(service: CatalogService) -> CatalogIndex:
     index = service.index
     if index is None:
-        raise ApiError(
-            503,
-            "catalog_loading",
-            "the catalog is still loading; try again shortly",
-            headers={"Retry-After": LOADING_RETRY_AFTER},
-        )
+        raise _loading()
     return index
 
 
-def _page(request: Request, params: ProductQuery) -> Response:
-    service = _service(request)
-    index = _loaded_index(service)
+def _page(request: Request, model: type[ProductQuery]) -> Response:
+    state = _service(request).state
+    if state is None:
+        raise _loading()
     rule = _reseller_rule(request)
+    basis = price_basis(rule)
+    route = request.scope["path"]
+    raw_query: bytes = request.scope.get("query_string", b"")
+    body = state.pages.answered(route, raw_query, basis)
+    if body is None:
+        body = _render(state, parse_query(request, model), rule)
+        state.pages.remember(route, raw_query, basis, body)
+    return Response(body, media_type="application/json")
+
+
+def _render(state: CatalogState, params: ProductQuery, rule: MarkupRule | None) -> bytes:
     sort = params.sort
     if sort == "relevance" and not params.q:
         sort = None  # nothing to rank by: the default (name) order
@@ -144,18 +161,9 @@ def _page(request: Request, params: ProductQuery) -> Response:
         facets=params.facets,
     )
     try:
-        result = index.search(query, rule)
+        return state.pages.page(query, params.page, params.page_size, rule)
     except QueryError as exc:  # the query model should have caught it; say so anyway
         raise ApiError(400, "invalid_parameter", str(exc)) from exc
-    data: dict[str, Any] = {
-        "products": index.summaries(result.ids, rule),
-        "total": result.total,
-        "page": params.page,
-        "page_size": params.page_size,
-    }
-    if params.facets:
-        data["facets"] = result.facets
-    return JSONResponse({"data": data})
 
 
 @operation(
@@ -170,7 +178,7 @@ def _page(request: Request, params: ProductQuery) -> Response:
     "with your prices.",
 )
 async def list_products(request: Request) -> Response:
-    return _page(request, parse_query(request, ProductQuery))
+    return _page(request, ProductQuery)
 
 
 @operation(
@@ -185,7 +193,7 @@ async def list_products(request: Request) -> Response:
     "filters and pagination as listProducts.",
 )
 async def search_products(request: Request) -> Response:
-    return _page(request, parse_query(request, SearchParams))
+    return _page(request, SearchParams)
 
 
 @operation(

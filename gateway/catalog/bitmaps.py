@@ -220,11 +220,9 @@ class RankSlices:
 
     def __init__(self, ordered_docs: Sequence[int]) -> None:
         self.count = len(ordered_docs)
-        levels = max(1, (len(ordered_docs) - 1).bit_length())
-        self.slices = [
-            from_ids(d for rank, d in enumerate(ordered_docs) if rank >> level & 1)
-            for level in range(levels)
-        ]
+        n = len(ordered_docs)
+        levels = max(1, (n - 1).bit_length())
+        self.slices = [from_ids(_ranks_with_bit(ordered_docs, level)) for level in range(levels)]
         self.all = from_ids(ordered_docs)
 
     def below(self, rank: int) -> Bitmap:
@@ -249,3 +247,17 @@ class RankSlices:
         if hi <= lo:
             return 0
         return self.below(hi) ^ self.below(lo)
+
+
+def _ranks_with_bit(ordered: Sequence[int], level: int) -> list[int]:
+    """The items of ``ordered`` whose position has bit ``level`` set, gathered with
+    slices (C speed): strided slices for low levels, blocks for high ones."""
+    n, step = len(ordered), 1 << level
+    out: list[int] = []
+    if step <= n // (2 * step):  # few residues: ordered[r::2·step] for r in [step, 2·step)
+        for r in range(step, 2 * step):
+            out.extend(ordered[r :: 2 * step])
+    else:  # few blocks: ordered[k·2·step + step : (k+1)·2·step]
+        for start in range(step, n, 2 * step):
+            out.extend(ordered[start : start + step])
+    return out

@@ -4,9 +4,9 @@ A query word matches an indexed word (a token of a product's name, or of its bra
 category, sub-category or short description: the "other" fields) in one of three ways,
 best first: exactly; by prefix ("cyber" → "cyberpunk"; only the query's last word, the
 one still being typed); or with one typo (one substitution, insertion, deletion or
-adjacent transposition; only query words of :data:`~gateway.catalog.text.TYPO_MIN_LENGTH`
-or more characters). A word's weight for a document is its best way of matching it, a
-name match weighing more than the same kind of match elsewhere:
+adjacent transposition; only query words of 5 to 32 characters: see
+:data:`~gateway.catalog.text.TYPO_MIN_LENGTH`). A word's weight for a document is its
+best way of matching it, a name match weighing more than the same kind elsewhere:
 
 ====================  ====  =====
 match                 name  other
@@ -26,10 +26,11 @@ Structures, chosen for a 1 ms budget at 100k products in pure Python:
 * each word has two document sets (name, other) in :class:`Postings`;
 * a prefix whose words would take long to OR together at query time ("s", "st", ...)
   has its union precomputed at build time, child prefixes reused for their parent;
-* one-typo candidates come from a deletion neighbourhood: for every word of four or
-  more characters, the hashes of the word and of each one-deletion variant, sorted in an
-  ``array`` (12 bytes an entry instead of ~100 in a dict); candidates are confirmed with
-  an exact edit-distance check, which also disposes of hash collisions.
+* one-typo candidates come from a deletion neighbourhood: for every word of 4 to 33
+  characters (one edit from a query word of 5 to 32), the hashes of the word and of
+  each one-deletion variant, sorted in an ``array`` (12 bytes an entry instead of ~100
+  in a dict); candidates are confirmed with an exact edit-distance check, which also
+  disposes of hash collisions.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 
 from gateway.catalog.bitmaps import Bitmap, Postings, union
-from gateway.catalog.text import TYPO_MIN_LENGTH, deletes, within_one_edit
+from gateway.catalog.text import TYPO_MAX_LENGTH, TYPO_MIN_LENGTH, deletes, within_one_edit
 
 EXACT_NAME, EXACT_OTHER, PREFIX_NAME, PREFIX_OTHER, TYPO_NAME, TYPO_OTHER = 6, 5, 4, 3, 2, 1
 BEST_WEIGHT = EXACT_NAME
@@ -51,28 +52,24 @@ class TextIndexBuilder:
     """Collects each document's tokens, in document order (so postings come out sorted)."""
 
     def __init__(self) -> None:
-        self._postings: dict[str, tuple[list[int], list[int]]] = {}
+        self._name: dict[str, list[int]] = {}
+        self._other: dict[str, list[int]] = {}
 
     def add(self, doc: int, name_tokens: Iterable[str], other_tokens: Iterable[str]) -> None:
-        postings = self._postings
-        for token in set(name_tokens):
-            entry = postings.get(token)
-            if entry is None:
-                entry = postings[token] = ([], [])
-            entry[0].append(doc)
-        for token in set(other_tokens):
-            entry = postings.get(token)
-            if entry is None:
-                entry = postings[token] = ([], [])
-            entry[1].append(doc)
+        for postings, words in ((self._name, name_tokens), (self._other, other_tokens)):
+            for token in set(words):
+                try:
+                    postings[token].append(doc)
+                except KeyError:  # a new word: rare once the catalog is under way
+                    postings[token] = [doc]
 
     def finish(self, n_docs: int, dense_min: int, prefix_budget: int) -> TextIndex:
-        vocab = sorted(self._postings)
-        entries = [self._postings[t] for t in vocab]
-        self._postings = {}
-        name = Postings((e[0] for e in entries), dense_min)
-        other = Postings((e[1] for e in entries), dense_min)
-        del entries
+        vocab = sorted(self._name.keys() | self._other.keys())
+        empty: list[int] = []
+        name = Postings((self._name.get(t, empty) for t in vocab), dense_min)
+        self._name = {}
+        other = Postings((self._other.get(t, empty) for t in vocab), dense_min)
+        self._other = {}
         return TextIndex(vocab, name, other, n_docs, dense_min, prefix_budget)
 
 
@@ -165,7 +162,7 @@ class TextIndex:
         hashes = array("q")
         tids = array("i")
         for tid, token in enumerate(self.vocab):
-            if len(token) >= TYPO_MIN_LENGTH - 1:
+            if TYPO_MIN_LENGTH - 1 <= len(token) <= TYPO_MAX_LENGTH + 1:
                 for key in set(deletes(token)):
                     hashes.append(hash(key))
                     tids.append(tid)
@@ -217,7 +214,7 @@ class TextIndex:
                 if lo < hi:
                     out.append((PREFIX_NAME, union((name, t) for t in range(lo, hi))))
                     out.append((PREFIX_OTHER, union((other, t) for t in range(lo, hi))))
-        if len(word) >= TYPO_MIN_LENGTH:
+        if TYPO_MIN_LENGTH <= len(word) <= TYPO_MAX_LENGTH:
             typos = self.typo_ids(word)
             if typos:
                 out.append((TYPO_NAME, union((name, t) for t in typos)))

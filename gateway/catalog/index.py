@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from adapters.models import Product
@@ -34,19 +35,13 @@ from gateway.catalog.bitmaps import Bitmap, from_ids, membership, positions, sel
 from gateway.catalog.fields import Field
 from gateway.catalog.fulltext import TextIndex, TextIndexBuilder
 from gateway.catalog.price_order import UNPRICED, PriceOrder
-from gateway.catalog.records import Compactor, apply_rule
-from gateway.catalog.text import fold, tokens
+from gateway.catalog.records import apply_rule
+from gateway.catalog.staging import Staged, Taxonomy, same_category, stage
+from gateway.catalog.text import tokens
 from gateway.pricing import MarkupRule, PriceList
 
 SORTS = ("relevance", "price_asc", "price_desc", "name")
 FACETS = ("category", "brand", "supplier", "country")
-
-Taxonomy = Callable[[str, str | None], str | None]
-_UNSET: Any = object()
-
-
-def _same_category(supplier: str, category: str | None) -> str | None:
-    return category
 
 
 class QueryError(ValueError):
@@ -55,6 +50,24 @@ class QueryError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
+    """What to find, and which page of it.
+
+    * ``text``: every word must match (name, brand, category, sub-category or short
+      description; case and accents ignored), the last one also as a prefix, words of
+      5-32 characters also with one typo. Text without any word ("", "!!") is no text.
+    * ``category``, ``brand``: ignore case and spacing ("gift  cards" = "GiftCards");
+      ``supplier``, ``country`` (alpha-3), ``currency``: exact, as stored.
+    * ``min_price``, ``max_price``: inclusive, in minor units of ``currency``, which
+      they require (prices are never converted); products without a price never match.
+    * ``in_stock``: True for available products with unknown or positive stock.
+    * ``sort``: ``relevance`` (default with text), ``name`` (default without; relevance
+      without text is name order), ``price_asc``/``price_desc`` (by currency code, then
+      price, then name; products without a price last). Ties always fall back to name,
+      then id.
+    * ``offset``/``limit``: the page; ``facets``: counts per category, brand, supplier
+      and country over all matches (largest first).
+    """
+
     text: str | None = None
     category: str | None = None
     brand: str | None = None
@@ -82,7 +95,7 @@ class IndexTuning:
     """Knobs that trade memory for speed; the defaults suit 1k to 1M products. Every
     setting gives the same results (the tests check the extremes against an oracle)."""
 
-    dense_fraction: float = 1 / 256
+    dense_fraction: float = 1 / 1024
     """A document set is a bitmap (N/8 bytes) when it holds at least this fraction of
     the catalog (and ``dense_min``), else a sorted run (4 bytes a member)."""
     dense_min: int = 64
@@ -101,37 +114,6 @@ class IndexTuning:
 
     def dense_threshold(self, n_docs: int) -> int:
         return max(self.dense_min, math.ceil(n_docs * self.dense_fraction))
-
-
-@dataclass(slots=True)
-class _Staged:
-    """Build-time columns, in input order until sorted into document order."""
-
-    records: list[rec.Record] = field(default_factory=list)
-    sort_keys: list[tuple[str, str]] = field(default_factory=list)
-    suppliers: list[str] = field(default_factory=list)
-    brands: list[str | None] = field(default_factory=list)
-    categories: list[str | None] = field(default_factory=list)
-    countries: list[str | None] = field(default_factory=list)
-    currencies: list[str] = field(default_factory=list)
-    costs: list[int | None] = field(default_factory=list)
-
-    def permuted(self, order: list[int]) -> _Staged:
-        return _Staged(
-            *([column[i] for i in order] for column in (getattr(self, f) for f in _COLUMNS))
-        )
-
-
-_COLUMNS = (
-    "records",
-    "sort_keys",
-    "suppliers",
-    "brands",
-    "categories",
-    "countries",
-    "currencies",
-    "costs",
-)
 
 
 class CatalogIndex:
@@ -160,7 +142,7 @@ class CatalogIndex:
         cls,
         products: Iterable[Product],
         prices: PriceList,
-        taxonomy: Taxonomy = _same_category,
+        taxonomy: Taxonomy = same_category,
         *,
         tuning: IndexTuning | None = None,
     ) -> CatalogIndex:
@@ -168,52 +150,9 @@ class CatalogIndex:
         at a time). ``taxonomy(supplier, category)`` maps a supplier's category to the
         unified one (called once per distinct pair). A product id seen twice keeps its
         last version."""
-        tuning = tuning or IndexTuning()
-        staged = _Staged()
-        columns = tuple(getattr(staged, name) for name in _COLUMNS)
-        records, sort_keys, suppliers, brands, categories, countries, currencies, costs = columns
-        compactor = Compactor()
-        shared = compactor.share
-        position: dict[str, int] = {}
-        mapped: dict[tuple[str, str | None], str | None] = {}
-        for product in products:
-            record, cost = compactor.record(product)
-            pair = (product.supplier, product.category)
-            unified = mapped.get(pair, _UNSET)
-            if unified is _UNSET:
-                unified = mapped[pair] = shared(taxonomy(*pair))
-            pid = product.id
-            at = position.get(pid)
-            if at is not None:  # a repeated id: the later version replaces the earlier
-                row = (
-                    record,
-                    (fold(product.name), pid),
-                    shared(product.supplier),
-                    shared(product.brand),
-                    unified,
-                    shared(product.country),
-                    shared(product.currency),
-                    cost,
-                )
-                for column, value in zip(columns, row, strict=True):
-                    column[at] = value
-                continue
-            position[pid] = len(records)
-            records.append(record)
-            sort_keys.append((fold(product.name), pid))
-            suppliers.append(shared(product.supplier))
-            brands.append(shared(product.brand))
-            categories.append(unified)
-            countries.append(shared(product.country))
-            currencies.append(shared(product.currency))
-            costs.append(cost)
-        del position, mapped
-        order = sorted(range(len(staged.records)), key=staged.sort_keys.__getitem__)
-        staged = staged.permuted(order)
-        del order
-        return cls(staged, prices, tuning)
+        return cls(stage(products, taxonomy), prices, tuning or IndexTuning())
 
-    def __init__(self, staged: _Staged, prices: PriceList, tuning: IndexTuning) -> None:
+    def __init__(self, staged: Staged, prices: PriceList, tuning: IndexTuning) -> None:
         """Use :meth:`build`."""
         n = len(staged.records)
         self._n = n
@@ -236,18 +175,21 @@ class CatalogIndex:
         self._out_of_stock = self._all ^ self._in_stock
 
         category, supplier = fields["category"], fields["supplier"]
-        self._cost = staged.costs
-        list_price: list[int] = []
-        for d, cost in enumerate(staged.costs):
-            if cost is None:
-                list_price.append(UNPRICED)
-            else:
+        # arrays, not lists: 8 bytes a product and nothing for the garbage collector
+        self._cost = array("q", (UNPRICED if c is None else c for c in staged.costs))
+        self._list_price = array("q", self._cost)
+        priced: dict[tuple[int, int], int] = {}  # (rule, cost) -> price, for this build
+        for d, cost in enumerate(self._cost):
+            if cost != UNPRICED:
                 rule = prices.rule_for(supplier.label_of(d) or "", category.label_of(d))
-                list_price.append(apply_rule(rule, cost))
-        self._list_price = list_price
-        costs = [UNPRICED if c is None else c for c in staged.costs]
-        self._list_order = PriceOrder(list_price, staged.currencies, tuning.sliced_min)
-        self._cost_order = PriceOrder(costs, staged.currencies, tuning.sliced_min)
+                key = (id(rule), cost)
+                price = priced.get(key)
+                if price is None:
+                    price = priced[key] = rule.apply(cost)
+                self._list_price[d] = price
+        del priced
+        self._list_order = PriceOrder(self._list_price, staged.currencies, tuning.sliced_min)
+        self._cost_order = PriceOrder(self._cost, staged.currencies, tuning.sliced_min)
 
         builder = TextIndexBuilder()
         label_tokens: dict[str | None, list[str]] = {}
@@ -296,10 +238,10 @@ class CatalogIndex:
             cost = self._cost[d]
             if reseller_rule is None:
                 rule = self._prices.rule_for(labels["supplier"], labels["category"])
-                price = None if cost is None else self._list_price[d]
+                price = None if cost == UNPRICED else self._list_price[d]
             else:
                 rule = reseller_rule
-                price = None if cost is None else apply_rule(rule, cost)
+                price = None if cost == UNPRICED else apply_rule(rule, cost)
             out.append(rec.summary(self._records[d], price=price, rule=rule, **labels))
         return out
 
@@ -342,16 +284,15 @@ class CatalogIndex:
         else:
             matched = self._matched(words, mask)
             groups = [(0, matched)] if matched else []
-        counts = (
-            [bits.bit_count() for _, bits in groups] if mask is not None or words else [self._n]
-        )
-        total = sum(counts)
-        docs = self._page(query, sort, groups, counts, total, reseller_rule)
+        # One popcount for the total: popcounts walk the whole int, ORs are cheaper.
+        everything = mask is None and not words
+        matched = self._all if everything else _union(groups)
+        total = self._n if everything else matched.bit_count()
+        docs = self._page(query, sort, groups, matched, total, everything, reseller_rule)
         ids = [self._records[d][rec.R_ID] for d in docs]
         facets = None
         if query.facets:
-            everything = mask is None and not words
-            facets = self._facets(None if everything else _union(groups), total)
+            facets = self._facets(None if everything else matched, total)
         return SearchResult(total=total, ids=ids, facets=facets)
 
     def _filter(self, query: SearchQuery, rule: MarkupRule | None) -> Bitmap | None:
@@ -383,12 +324,7 @@ class CatalogIndex:
     ) -> Bitmap:
         if rule is None:
             return self._list_order.between(currency, lo, hi)
-        order = self._cost_order
-        lo_cost = None if lo is None else _least_cost_at_least(rule, lo, order.max_value)
-        hi_cost = None if hi is None else _most_cost_at_most(rule, hi, order.max_value)
-        if hi_cost is not None and hi_cost < 0:
-            return 0
-        return order.between(currency, lo_cost, hi_cost)
+        return self._cost_order.between_prices(currency, lo, hi, rule)
 
     def _scored(self, words: list[str], mask: Bitmap | None) -> list[tuple[int, Bitmap]]:
         """Matching documents grouped by score, best first, each group a bitmap."""
@@ -435,26 +371,30 @@ class CatalogIndex:
         query: SearchQuery,
         sort: str,
         groups: list[tuple[int, Bitmap]],
-        counts: list[int],
+        matched: Bitmap,
         total: int,
+        everything: bool,
         rule: MarkupRule | None,
     ) -> list[int]:
+        """The page's documents (``everything``: no filter and no text: every document
+        matches, in document order)."""
         offset, limit = query.offset, query.limit
         if limit == 0 or offset >= total:
             return []
         if sort in ("price_asc", "price_desc"):
             order = self._list_order if rule is None else self._cost_order
-            bits = groups[0][1] if len(groups) == 1 else _union(groups)
-            return self._by_price(order, sort == "price_asc", bits, total, query)
-        if len(groups) == 1 and groups[0][1] is self._all:
+            return self._by_price(order, sort == "price_asc", matched, total, query)
+        if everything:
             return list(range(offset, min(offset + limit, self._n)))
         # relevance (groups in score order) or name (a single group)
         out: list[int] = []
         skip = offset
-        for (_, bits), count in zip(groups, counts, strict=True):
-            if skip >= count:
-                skip -= count
-                continue
+        for _, bits in groups:
+            if skip:
+                count = bits.bit_count()  # only groups a deep page skips are counted
+                if skip >= count:
+                    skip -= count
+                    continue
             out.extend(select(bits, skip, limit - len(out)))
             skip = 0
             if len(out) == limit:
@@ -541,33 +481,9 @@ def _best_class(sets: list[tuple[int, Bitmap]]) -> list[tuple[int, Bitmap]]:
 
 
 def _union(groups: list[tuple[int, Bitmap]]) -> Bitmap:
+    if len(groups) == 1:
+        return groups[0][1]
     acc = 0
     for _, bits in groups:
         acc |= bits
     return acc
-
-
-def _least_cost_at_least(rule: MarkupRule, price: int, max_cost: int) -> int:
-    """The smallest cost whose price under ``rule`` is at least ``price`` (``max_cost +
-    1`` when none up to ``max_cost`` is)."""
-    lo, hi = 0, max_cost + 1
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if apply_rule(rule, mid) >= price:
-            hi = mid
-        else:
-            lo = mid + 1
-    return lo
-
-
-def _most_cost_at_most(rule: MarkupRule, price: int, max_cost: int) -> int:
-    """The largest cost (at most ``max_cost``) whose price is at most ``price``; -1 when
-    even a zero cost is priced above it."""
-    lo, hi = -1, max_cost
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if apply_rule(rule, mid) <= price:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo

@@ -18,6 +18,8 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 from gateway.catalog.bitmaps import Bitmap, RankSlices, from_ids
+from gateway.catalog.records import apply_rule
+from gateway.pricing import MarkupRule
 
 UNPRICED = -1
 
@@ -93,8 +95,50 @@ class PriceOrder:
         self.rank_desc = _inverse(self.perm_desc)
 
     def between(self, currency: str, lo: int | None, hi: int | None) -> Bitmap:
+        """Documents of ``currency`` whose value is in ``[lo, hi]``."""
         run = self.runs.get(currency)
         return 0 if run is None else run.between(lo, hi)
+
+    def between_prices(
+        self, currency: str, lo: int | None, hi: int | None, rule: MarkupRule
+    ) -> Bitmap:
+        """For an order by cost: documents whose price under ``rule`` is in ``[lo, hi]``.
+
+        The bounds are mapped to costs by binary search over ``rule.apply`` itself
+        (never by inverting the formula), so rounding can never make the answer differ
+        from applying the rule to every product.
+        """
+        lo_cost = None if lo is None else _least_cost_priced_at_least(rule, lo, self.max_value)
+        hi_cost = None if hi is None else _most_cost_priced_at_most(rule, hi, self.max_value)
+        if hi_cost is not None and hi_cost < 0:
+            return 0
+        return self.between(currency, lo_cost, hi_cost)
+
+
+def _least_cost_priced_at_least(rule: MarkupRule, price: int, max_cost: int) -> int:
+    """The smallest cost priced at least ``price`` (``max_cost + 1`` if none is, up to
+    ``max_cost``)."""
+    lo, hi = 0, max_cost + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if apply_rule(rule, mid) >= price:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _most_cost_priced_at_most(rule: MarkupRule, price: int, max_cost: int) -> int:
+    """The largest cost (up to ``max_cost``) priced at most ``price``; -1 when even a
+    zero cost is priced above it."""
+    lo, hi = -1, max_cost
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if apply_rule(rule, mid) <= price:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def _inverse(perm: array[int]) -> array[int]:

@@ -14,11 +14,11 @@ supplier (after the supplier's own table)::
     ["*"]
     "Gift Card" = "Gift Cards"
 
-Names are matched ignoring case and runs of spaces. Unmapped categories pass through
-with their spacing tidied; names that differ only by case or spacing merge in the index
-anyway. The mapping is applied when an instance builds its index, not when a snapshot is
-written: snapshots keep what the supplier said, so changing the file needs a restart,
-not a re-sync.
+Names are matched ignoring case and whitespace (as the index merges labels).
+Unmapped categories pass through with their spacing tidied; names that differ only by
+case or spacing merge in the index anyway. The mapping is applied when an instance
+builds its index, not when a snapshot is written: snapshots keep what the supplier said,
+so changing the file needs a restart, not a re-sync.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+
+from gateway.catalog.text import merge_key
 
 ANY_SUPPLIER = "*"
 
@@ -35,8 +37,9 @@ class TaxonomyError(ValueError):
 
 
 def category_key(name: str) -> str:
-    """The identity of a category name: case-folded, spaces collapsed."""
-    return " ".join(name.casefold().split())
+    """The identity of a category name, as the index merges them (case and whitespace
+    ignored: "Game Keys", "game  keys" and "GameKeys" are one)."""
+    return merge_key(name) or ""
 
 
 def tidy(name: str) -> str:

@@ -15,8 +15,12 @@ import unicodedata
 
 _TOKEN = re.compile(r"[^\W_]+")
 
-# Query words at least this long also match indexed words one edit away.
+# Query words of this many characters or more also match indexed words one edit away
+# (shorter words have too many neighbours: "card" is one edit from "cart", "care"...).
 TYPO_MIN_LENGTH = 5
+# ...up to this many: finding a word's neighbours costs a lookup per character, and no
+# product word is that long, so a pasted 10k-character "word" costs nothing.
+TYPO_MAX_LENGTH = 32
 
 
 def fold(text: str) -> str:

@@ -120,6 +120,7 @@ class Part(_Stored):
     upstream_state: str | None = None
     attempts: int = 0
     polls: int = 0
+    reconciles: int = 0
     first_attempt_at: float | None = None
     placed_at: float | None = None
     finished_at: float | None = None

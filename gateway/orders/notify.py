@@ -15,37 +15,51 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 log = logging.getLogger("gateway.orders.notify")
+
+
+@dataclass(eq=False)
+class Waiter:
+    """One waiting request: ``event`` is set on news; ``order`` holds the final order when
+    a worker in this process announced it (no need to read it back from Redis)."""
+
+    event: asyncio.Event = field(default_factory=asyncio.Event)
+    order: Any = None
 
 
 class OrderNotifier:
     def __init__(self, redis: Any, channel: str) -> None:
         self._redis = redis
         self._channel = channel
-        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: dict[str, set[Waiter]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
 
     @contextlib.contextmanager
-    def waiter(self, order_id: str) -> Iterator[asyncio.Event]:
+    def waiter(self, order_id: str) -> Iterator[Waiter]:
         """Register interest *before* reading the order, so a change between the read and
         the wait still wakes it."""
-        event = asyncio.Event()
-        self._waiters[order_id].add(event)
+        waiter = Waiter()
+        self._waiters[order_id].add(waiter)
         try:
-            yield event
+            yield waiter
         finally:
             waiters = self._waiters.get(order_id)
             if waiters is not None:
-                waiters.discard(event)
+                waiters.discard(waiter)
                 if not waiters:
                     del self._waiters[order_id]
 
-    def notify(self, order_id: str) -> None:
-        for event in self._waiters.get(order_id, ()):
-            event.set()
+    def notify(self, order_id: str, order: Any = None) -> None:
+        """Wake the waiters of ``order_id``; ``order``: its committed final state, when
+        known here."""
+        for waiter in self._waiters.get(order_id, ()):
+            if order is not None:
+                waiter.order = order
+            waiter.event.set()
 
     async def start(self) -> None:
         if self._task is None:

@@ -107,6 +107,7 @@ async def resolve(service: OrdersService, order_id: str, n: int, action: Resolut
             part.state = PartState.PENDING
             part.review_reason = None
             part.first_attempt_at = None  # a fresh placement deadline
+            part.reconciles = 0
         else:
             part.review_reason = "reconciling"
         return effects

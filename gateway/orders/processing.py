@@ -17,8 +17,11 @@ Outcomes of a placement:
   ``placement_timeout_seconds``; then looked up by reference and failed only if absent;
 * ``FatalError`` (``RejectedError``, ``NotFoundError``, authentication): the part failed;
 * ``AmbiguousOutcomeError`` (the adapter's own reconciliation could not tell), a job
-  cut off by ``job_timeout_seconds``, or any unexpected error: held for review, never
-  sent again until an operator decides (``gateway orders review`` / ``resolve``).
+  cut off by ``job_timeout_seconds``, or any unexpected error: held for review. A held
+  part is looked up by reference again later (``review_reconcile_seconds``, a few times):
+  found, it continues; confirmed absent, it is sent again under the same reference (the
+  adapter contract's rule); still unknown after the last look-up, it waits for an
+  operator (``gateway orders review`` / ``resolve``). Never re-sent on a guess.
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ from gateway.orders.models import (
 from gateway.orders.notify import OrderNotifier
 from gateway.orders.ports import ResellerDirectory
 from gateway.orders.queue import Delivery, Job, JobKind, JobQueue
-from gateway.orders.store import Effects, OrderStore, review_member
+from gateway.orders.store import Effects, OrderStore, Versioned, review_member
 from gateway.orders.transitions import apply_upstream, fail_part, hold_part, recompute
 from gateway.orders.views import iso, render_order
 from gateway.orders.webhooks import EVENT_TYPES, WebhookSender, event_body
@@ -62,6 +65,18 @@ from gateway.settings import OrderSettings
 log = logging.getLogger("gateway.orders.worker")
 
 Change = Callable[[StoredOrder, float], Effects | None]
+
+
+#: Hold reasons whose outcome a later look-up by reference may settle.
+_LOOK_AGAIN = frozenset(
+    {
+        "outcome_unknown",
+        "placement_timed_out",
+        "placement_unsettled",
+        "unexpected_error",
+        "reconcile_failed",
+    }
+)
 
 
 class OrderConflict(RuntimeError):
@@ -133,13 +148,21 @@ class OrderProcessor:
     # ---------------------------------------------------------------- commit
 
     async def commit(
-        self, order_id: str, delivery: Delivery | None, change: Change, *, touch: bool = True
+        self,
+        order_id: str,
+        delivery: Delivery | None,
+        change: Change,
+        *,
+        touch: bool = True,
+        loaded: Versioned | None = None,
     ) -> StoredOrder | None:
         """Apply ``change`` to the stored order with compare-and-set, acknowledging
         ``delivery`` in the same step. ``change`` returns None when there is nothing to do
-        (the job is stale): the job is then just acknowledged."""
+        (the job is stale): the job is then just acknowledged. ``loaded``: the order as
+        read by the caller, tried first (a stale copy only costs a retry)."""
         for _ in range(50):
-            loaded = await self.store.load(order_id)
+            if loaded is None:
+                loaded = await self.store.load(order_id)
             if loaded is None:
                 if delivery is not None:
                     await self.queue.ack(delivery.entry_id)
@@ -174,6 +197,7 @@ class OrderProcessor:
             if await self.store.commit(order, loaded.version, before.status, effects):
                 self._committed(before, order)
                 return order
+            loaded = None
         raise OrderConflict(f"order {order_id} kept changing")
 
     def _committed(self, before: StoredOrder, after: StoredOrder) -> None:
@@ -200,13 +224,13 @@ class OrderProcessor:
                 )
         if after.status.is_final and not before.status.is_final:
             metrics.ORDERS_COMPLETED.labels(after.status.value).inc()
-            self.notifier.notify(after.id)
+            self.notifier.notify(after.id, after)
 
     # ------------------------------------------------------------- placement
 
     async def _live_part(
         self, delivery: Delivery, job: Job, state: PartState
-    ) -> tuple[StoredOrder, Part] | None:
+    ) -> tuple[Versioned, Part] | None:
         """The order and the job's part if the job is still live, else ack it (stale)."""
         loaded = await self.store.load(job.order_id)
         part = None
@@ -219,7 +243,7 @@ class OrderProcessor:
             await self.queue.ack(delivery.entry_id)
             metrics.JOBS.labels(job.kind.value, "stale").inc()
             return None
-        return loaded.order, part
+        return loaded, part
 
     def _guard(self, job: Job, state: PartState) -> Callable[[StoredOrder], Part | None]:
         def live(order: StoredOrder) -> Part | None:
@@ -235,7 +259,8 @@ class OrderProcessor:
         live = await self._live_part(delivery, job, PartState.PENDING)
         if live is None:
             return
-        order, part = live
+        loaded, part = live
+        order = loaded.order
         adapter = self._adapter(part)
         if adapter is None:
             outcome = _Outcome("hold", reason="supplier_not_configured")
@@ -246,7 +271,7 @@ class OrderProcessor:
             outcome = await self._settle_unplaced(adapter, part)
         else:
             outcome = await self._attempt_placement(adapter, order, part)
-        await self._apply_placement(delivery, job, outcome)
+        await self._apply_placement(delivery, job, outcome, loaded)
 
     async def _attempt_placement(
         self, adapter: SupplierAdapter, order: StoredOrder, part: Part
@@ -308,7 +333,9 @@ class OrderProcessor:
         )
         return _Outcome("fail", failure=failure, error=part.last_error)
 
-    async def _apply_placement(self, delivery: Delivery, job: Job, outcome: _Outcome) -> None:
+    async def _apply_placement(
+        self, delivery: Delivery, job: Job, outcome: _Outcome, loaded: Versioned
+    ) -> None:
         live = self._guard(job, PartState.PENDING)
 
         def change(order: StoredOrder, now: float) -> Effects | None:
@@ -320,7 +347,7 @@ class OrderProcessor:
                 part.first_attempt_at = now
             return self._record(order, part, outcome, now)
 
-        await self.commit(job.order_id, delivery, change)
+        await self.commit(job.order_id, delivery, change, loaded=loaded)
         metrics.JOBS.labels(job.kind.value, outcome.kind).inc()
 
     def _record(self, order: StoredOrder, part: Part, outcome: _Outcome, now: float) -> Effects:
@@ -339,9 +366,26 @@ class OrderProcessor:
             part.last_error = outcome.error
             fail_part(order, part, outcome.failure, now)
         else:
-            hold_part(part, outcome.reason, now)
-            part.last_error = outcome.error
+            self._hold(order, part, outcome.reason, outcome.error, now, effects)
         return effects
+
+    def _hold(
+        self,
+        order: StoredOrder,
+        part: Part,
+        reason: str,
+        error: str | None,
+        now: float,
+        effects: Effects,
+    ) -> None:
+        """Hold the part; when its outcome is merely unknown, schedule a later look-up by
+        reference (safe: it only reads), never a new placement."""
+        hold_part(part, reason, now)
+        part.last_error = error
+        s = self.settings
+        if reason in _LOOK_AGAIN and part.reconciles < s.review_reconcile_attempts:
+            delay = s.review_reconcile_seconds * 2 ** min(part.reconciles, 20)
+            self._next(order, part, JobKind.RECONCILE, delay, effects)
 
     @staticmethod
     def _next(
@@ -370,7 +414,7 @@ class OrderProcessor:
         live_part = await self._live_part(delivery, job, PartState.PLACED)
         if live_part is None:
             return
-        _order, part = live_part
+        loaded, part = live_part
         adapter = self._adapter(part)
         if adapter is None or part.upstream_id is None:
             outcome = _Outcome("hold", reason="supplier_not_configured")
@@ -409,18 +453,23 @@ class OrderProcessor:
                     self._next(order, part, JobKind.POLL, self._poll_delay(part.polls), effects)
             return effects
 
-        await self.commit(job.order_id, delivery, change)
+        await self.commit(job.order_id, delivery, change, loaded=loaded)
         metrics.JOBS.labels(job.kind.value, outcome.kind).inc()
 
     # --------------------------------------------------------- reconciliation
 
     async def _reconcile(self, delivery: Delivery, job: Job) -> None:
-        """Operator-requested: look a held part up by its reference. Found: it continues
-        as placed. Absent: it stays held (the operator may then ``retry`` it)."""
+        """Look a held part up by its reference (scheduled after an unknown outcome, or
+        requested by an operator). Found: it continues as placed. The look-up failed:
+        held, looked up again later while automatic attempts remain. Absent: after an
+        automatic look-up it is placed again under the same reference (the adapter
+        contract's rule: only a positively confirmed absence allows a resend, and the
+        reference still guards it upstream); after an operator's look-up it stays held
+        for the operator to decide (``retry`` or ``fail``)."""
         live_part = await self._live_part(delivery, job, PartState.REVIEW)
         if live_part is None:
             return
-        _order, part = live_part
+        loaded, part = live_part
         adapter = self._adapter(part)
         found: UpstreamOrder | None = None
         reason, error = "absent_upstream", None
@@ -441,13 +490,21 @@ class OrderProcessor:
             part = live(order)
             if part is None:
                 return None
+            part.reconciles += 1
+            operator = part.review_reason == "reconciling"
             if found is None:
-                hold_part(part, reason, now)
-                part.last_error = error
-                return Effects()
+                effects = Effects()
+                if reason == "absent_upstream" and not operator:
+                    part.state = PartState.PENDING
+                    part.review_reason = None
+                    part.last_error = "absent upstream after an unknown outcome: sent again"
+                    self._next(order, part, JobKind.PLACE, 0, effects)
+                    return effects
+                self._hold(order, part, reason, error, now, effects)
+                return effects
             return self._record(order, part, _Outcome("upstream", upstream=found), now)
 
-        await self.commit(job.order_id, delivery, change)
+        await self.commit(job.order_id, delivery, change, loaded=loaded)
         metrics.JOBS.labels(job.kind.value, "found" if found else "absent").inc()
 
     # --------------------------------------------------------------- webhooks

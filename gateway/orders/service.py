@@ -279,9 +279,12 @@ class OrdersService:
         """The order once final, or as it is after ``seconds``."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + seconds
-        with self.notifier.waiter(order_id) as event:
+        with self.notifier.waiter(order_id) as waiter:
+            event = waiter.event
             while True:
                 event.clear()  # before reading: a change during the read still wakes us
+                if waiter.order is not None:  # committed final by a worker in this process
+                    return waiter.order  # type: ignore[no-any-return]
                 loaded = await self.store.load(order_id)
                 if loaded is None:
                     return None

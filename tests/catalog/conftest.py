@@ -177,3 +177,48 @@ def gateway_settings(
         # The orders service refuses to start without a key; its workers are not needed.
         orders={"encryption_keys": [Fernet.generate_key().decode()], "inline_workers": False},
     )
+
+
+async def issue_key(redis: Any, key_prefix: str, *, markup: Any = None) -> str:
+    """A reseller (with ``markup``) and a ``catalog:read`` key for it; returns the key.
+    Its rate limit is far above anything a test sends."""
+    from gateway.access.store import KeyStore
+
+    store = KeyStore(redis, RedisKeys(key_prefix))
+    created = await store.create_reseller("Catalog tests", markup=markup)
+    issued = await store.create_key(
+        created.reseller.id, scopes=["catalog:read"], rate_limit=UNLIMITED
+    )
+    return issued.token.get_secret_value()
+
+
+def in_process_app(
+    redis: Any,
+    key_prefix: str,
+    adapters: dict[str, SupplierAdapter],
+    service: CatalogService,
+    http: httpx.AsyncClient,
+) -> Any:
+    """The real app (access guard, error face, catalog routes) over a gateway holding
+    ``service``, for ``httpx.ASGITransport`` (which runs no lifespan: the state the
+    lifespan would set is set here; the test starts ``service`` itself)."""
+    from gateway.access.service import Access
+    from gateway.app import create_app
+    from gateway.bootstrap import Gateway
+    from gateway.settings import Settings
+
+    settings = Settings(redis_url="redis://in-process", key_prefix=key_prefix, sandbox="off")
+    keys = RedisKeys(key_prefix)
+    gateway = Gateway(
+        settings=settings,
+        redis=redis,
+        keys=keys,
+        http=http,
+        adapters=adapters,
+        services={"access": Access.build(redis, keys, settings.access), "catalog": service},
+        _owns_http=False,
+    )
+    app = create_app(gateway=gateway)
+    app.state.gateway = gateway
+    app.state.access = gateway.services["access"]
+    return app

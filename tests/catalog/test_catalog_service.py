@@ -16,6 +16,8 @@ from conftest import (
     Sandbox,
     ServiceFactory,
     gateway_settings,
+    in_process_app,
+    issue_key,
     start_sandbox,
 )
 
@@ -193,12 +195,11 @@ async def test_the_index_swap_is_atomic_for_concurrent_requests(
     make_service: ServiceFactory,
     redis: Any,
     key_prefix: str,
+    http: httpx.AsyncClient,
 ) -> None:
     """Readers list the whole Gaming Goods catalog (one page of 100) over and over while
     its snapshot flips between two different catalogs: every answer is entirely one
     catalog or entirely the other, with that catalog's total."""
-    from gateway.bootstrap import Gateway
-
     other = start_sandbox(GG, seed=8, catalog_size=45)
     try:
         small, large = make_adapter(GG, other.url), make_adapter(GG, sandboxes[GG].url)
@@ -206,22 +207,16 @@ async def test_the_index_swap_is_atomic_for_concurrent_requests(
         service = make_service({GG: large})
         await service.start()
         catalogs = {frozenset(supplier_ids(service, GG))}
-        gateway = Gateway(
-            settings=gateway_settings(sandboxes, key_prefix, "redis://unused"),
-            redis=redis,
-            keys=RedisKeys(key_prefix),
-            http=httpx.AsyncClient(),
-            adapters={GG: large},
-            services={"catalog": service},
-        )
-        app = create_app(gateway=gateway)
-        app.state.gateway = gateway  # ASGITransport runs no lifespan
+        app = in_process_app(redis, key_prefix, {GG: large}, service, http)
         transport = httpx.ASGITransport(app=app)
+        auth = {"Authorization": f"Bearer {await issue_key(redis, key_prefix)}"}
         stop = asyncio.Event()
         answers: list[tuple[int, frozenset[str]]] = []
 
         async def reader() -> None:
-            async with httpx.AsyncClient(transport=transport, base_url="http://gw") as client:
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://gw", headers=auth
+            ) as client:
                 while not stop.is_set():
                     response = await client.get("/v1/products", params={"page_size": 100})
                     data = response.json()["data"]
@@ -238,7 +233,6 @@ async def test_the_index_swap_is_atomic_for_concurrent_requests(
             stop.set()
 
         await asyncio.gather(flipper(), *(reader() for _ in range(3)))
-        await gateway.http.aclose()
     finally:
         other.server.stop()
 
@@ -249,3 +243,29 @@ async def test_the_index_swap_is_atomic_for_concurrent_requests(
         catalog = sizes[total]
         assert ids <= catalog and len(ids) == min(total, 100)
     assert {total for total, _ in answers} == set(sizes)  # both were really served
+
+
+async def test_catalog_reads_say_loading_until_a_catalog_is_loaded(
+    sandboxes: dict[str, Sandbox],
+    adapters: dict[str, SupplierAdapter],
+    make_service: ServiceFactory,
+    redis: Any,
+    key_prefix: str,
+    http: httpx.AsyncClient,
+) -> None:
+    service = make_service(adapters)  # not started: nothing loaded yet
+    app = in_process_app(redis, key_prefix, adapters, service, http)
+    auth = {"Authorization": f"Bearer {await issue_key(redis, key_prefix)}"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gw", headers=auth) as c:
+        for path in ("/v1/products", "/v1/search?q=steam", "/v1/categories", "/v1/products/x:1"):
+            response = await c.get(path)
+            assert response.status_code == 503, path
+            assert response.json()["error"]["code"] == "catalog_loading"
+            assert response.headers["retry-after"] == "5"
+        statuses = (await c.get("/v1/suppliers")).json()["data"]
+        assert {s["name"]: s["version"] for s in statuses} == {GG: None, VO: None}
+        for adapter in adapters.values():
+            await publish(adapter, redis, key_prefix)
+        await service.refresh()
+        assert (await c.get("/v1/products")).status_code == 200

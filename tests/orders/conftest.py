@@ -3,7 +3,7 @@ slow part), the products they sell, and in-process gateways on the test's Redis 
 
 from __future__ import annotations
 
-import os
+import asyncio
 import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -43,8 +43,6 @@ def sandboxes() -> Iterator[Sandboxes]:
 
 @pytest.fixture(scope="session")
 def products(sandboxes: Sandboxes, redis_url_session: str) -> list[Product]:
-    import asyncio
-
     async def load() -> list[Product]:
         settings = make_settings(redis_url_session, "test-orders-products", sandboxes)
         client = aioredis.Redis.from_url(redis_url_session)
@@ -59,7 +57,9 @@ def products(sandboxes: Sandboxes, redis_url_session: str) -> list[Product]:
 
 @pytest.fixture(scope="session")
 def redis_url_session() -> str:
-    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    from conftest_root import REDIS_URL
+
+    return REDIS_URL
 
 
 @pytest.fixture(scope="session")
@@ -115,5 +115,6 @@ async def make_instance(
     yield make
     for gateway, lifespan, client in reversed(stack):
         await client.aclose()
-        await lifespan.__aexit__(None, None, None)
-        await gateway.aclose()
+        async with asyncio.timeout(30):  # a stuck shutdown fails here, naming the step
+            await lifespan.__aexit__(None, None, None)
+            await gateway.aclose()

@@ -184,12 +184,16 @@ async def test_a_refused_order_fails_its_items_and_the_order(
 ) -> None:
     inst = await make_instance()
     caller = await inst.caller()
-    await sandboxes.set_faults("gaming_goods", error_rate=0.0)
     from gateway.orders.ports import PricedCatalog
 
     original: PricedCatalog = inst.orders.catalog
     find = original._find
-    original._find = lambda pid: p.model_copy(update={"stock": None}) if (p := find(pid)) else None
+
+    def unknown_stock(product_id: str) -> Any:
+        product = find(product_id)
+        return product.model_copy(update={"stock": None}) if product else None
+
+    original._find = unknown_stock
     response = await create(
         inst, caller, {"items": [{"variant_id": picks.game_keys[3], "quantity": 100}]},
         Prefer="wait=5",
@@ -197,7 +201,7 @@ async def test_a_refused_order_fails_its_items_and_the_order(
     order = response.json()["data"]
     assert response.status_code == 201 and order["status"] == "failed"
     assert order["items"][0]["failure"]["code"] == "supplier_rejected_order"
-    assert order["delivered_totals"] == []
+    assert order["delivered_totals"] == [{"amount": 0, "currency": "EUR"}]
 
 
 async def test_ambiguous_placement_is_held_never_resent_and_resolved_by_reconciling(
@@ -205,7 +209,8 @@ async def test_ambiguous_placement_is_held_never_resent_and_resolved_by_reconcil
 ) -> None:
     """The voucher supplier does not answer (requests hang past our timeout), neither the
     order nor the look-ups: the outcome is unknown, so the part is held, listed for
-    review, and not bought again. Once the supplier answers, reconciling finds it."""
+    review, and not sent again. Once the supplier answers, reconciling shows it absent,
+    and the operator's retry buys it once."""
     fast = supplier_settings(
         sandboxes, timeouts={"connect": 0.5, "read": 0.2, "total": 0.3}, reconcile_delay=0.01
     )
@@ -215,7 +220,9 @@ async def test_ambiguous_placement_is_held_never_resent_and_resolved_by_reconcil
     held_before = REGISTRY.get_sample_value(
         "gateway_orders_holds_total", {"supplier": "vouchers", "reason": "outcome_unknown"}
     )
-    await sandboxes.set_faults("vouchers", timeout_rate=1.0, hang_seconds=0.5)
+    await sandboxes.set_faults(
+        "vouchers", timeout_rate=1.0, hang_seconds=0.5, paths=["/api/v1/orders"]
+    )
     response = await create(
         inst, caller, {"items": [{"variant_id": picks.voucher_fixed, "quantity": 1}]}
     )
@@ -240,23 +247,30 @@ async def test_ambiguous_placement_is_held_never_resent_and_resolved_by_reconcil
 
     await sandboxes.reset()
     await asyncio.sleep(0.6)  # the hung requests complete inside the sandbox
-    bought = await purchases(sandboxes, order_id)
-    assert len(bought["vouchers"]) <= 1  # never bought twice
+    # The supplier never committed it (the hung request's body was never read), and the
+    # gateway never sent it twice.
+    assert (await purchases(sandboxes, order_id))["vouchers"] == []
     await resolve(inst.orders, order_id, 1, Resolution.RECONCILE)
+
+    async def absent() -> Any:
+        order = await stored(inst, order_id)
+        return order if order.parts[0].review_reason == "absent_upstream" else None
+
+    order = await wait_until(absent, 10)
+    assert order is not None and order.parts[0].state is PartState.REVIEW
+    # Absence confirmed by the supplier: the operator decides to send it again.
+    await resolve(inst.orders, order_id, 1, Resolution.RETRY)
 
     async def settled() -> Any:
         order = await stored(inst, order_id)
         return order if order.status.is_final else None
 
     final = await wait_until(settled, 10)
-    if bought["vouchers"]:
-        assert final is not None and final.status.value == "completed"
-        assert final.parts[0].upstream_id == bought["vouchers"][0]["id"]
-    else:  # the hung order never reached the supplier's commit: still held, absent
-        order = await stored(inst, order_id)
-        assert order.parts[0].review_reason == "absent_upstream"
-    assert await held_parts(inst.orders) == [] or not bought["vouchers"]
-    assert len((await purchases(sandboxes, order_id))["vouchers"]) == len(bought["vouchers"])
+    assert final is not None and final.status.value == "completed"
+    bought = (await purchases(sandboxes, order_id))["vouchers"]
+    assert [p["reference"] for p in bought] == [f"{order_id}-1"]
+    assert final.parts[0].upstream_id == str(bought[0]["id"])
+    assert await held_parts(inst.orders) == []
 
 
 async def test_resolve_retry_and_fail(
@@ -358,3 +372,48 @@ async def test_a_placement_that_never_gets_through_fails_once_confirmed_absent(
     assert order.items[0].failure.code == "supplier_unavailable"
     assert order.parts[0].attempts >= 2
     assert (await purchases(sandboxes, order_id))["gaming_goods"] == []
+
+
+async def test_a_held_order_is_looked_up_again_by_itself_and_continues_when_found(
+    make_instance: Any, picks: Picks, sandboxes: Sandboxes, redis_url: str, key_prefix: str
+) -> None:
+    """Gaming Goods commits the checkout, then answers 500; its order list answers 500
+    too, so the outcome stays unknown and the part is held. Later look-ups (automatic,
+    by reference, never a new checkout) find the order once the list answers again."""
+    settings = make_settings(
+        redis_url,
+        key_prefix,
+        sandboxes,
+        orders=order_settings(review_reconcile_seconds=0.2, review_reconcile_attempts=6),
+    )
+    inst = await make_instance(settings)
+    caller = await inst.caller()
+    await sandboxes.set_faults(
+        "gaming_goods", error_after_commit_rate=1.0, error_rate=1.0, paths=["/orders"]
+    )
+    response = await create(
+        inst, caller, {"items": [{"variant_id": picks.game_keys[-1], "quantity": 1}]}
+    )
+    order_id = response.json()["data"]["id"]
+
+    async def held() -> Any:
+        order = await stored(inst, order_id)
+        return order if order.parts[0].state is PartState.REVIEW else None
+
+    order = await wait_until(held, 15)
+    assert order is not None and order.parts[0].review_reason in (
+        "outcome_unknown",
+        "reconcile_failed",
+    )
+    assert len((await purchases(sandboxes, order_id))["gaming_goods"]) == 1
+    await sandboxes.reset()
+
+    async def settled() -> Any:
+        order = await stored(inst, order_id)
+        return order if order.status.is_final else None
+
+    final = await wait_until(settled, 15)
+    assert final is not None and final.status.value == "completed"
+    assert final.parts[0].reconciles >= 1
+    assert len((await purchases(sandboxes, order_id))["gaming_goods"]) == 1
+    assert await held_parts(inst.orders) == []

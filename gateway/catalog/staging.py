@@ -1,0 +1,104 @@
+"""Reading products into build-time columns, in document order.
+
+The index numbers documents by name (folded name, then id), which needs every product
+before any number is known: this pass streams the products once, keeps each as a
+compact record plus the few columns the index is built from, and sorts the columns into
+document order. Only one ``Product`` is alive at a time when ``products`` is a generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.models import Product
+from gateway.catalog.records import Compactor, Record
+from gateway.catalog.text import fold
+
+Taxonomy = Callable[[str, str | None], str | None]
+
+_UNSET: Any = object()
+
+
+def same_category(supplier: str, category: str | None) -> str | None:
+    """The default taxonomy: every supplier's category is already the unified one."""
+    return category
+
+
+@dataclass(slots=True)
+class Staged:
+    """Build-time columns, one entry per product."""
+
+    records: list[Record] = field(default_factory=list)
+    sort_keys: list[tuple[str, str]] = field(default_factory=list)
+    suppliers: list[str] = field(default_factory=list)
+    brands: list[str | None] = field(default_factory=list)
+    categories: list[str | None] = field(default_factory=list)  # after the taxonomy
+    countries: list[str | None] = field(default_factory=list)
+    currencies: list[str] = field(default_factory=list)
+    costs: list[int | None] = field(default_factory=list)
+
+    def columns(self) -> tuple[list[Any], ...]:
+        return tuple(getattr(self, name) for name in _COLUMNS)
+
+    def permuted(self, order: list[int]) -> Staged:
+        return Staged(*([column[i] for i in order] for column in self.columns()))
+
+
+_COLUMNS = (
+    "records",
+    "sort_keys",
+    "suppliers",
+    "brands",
+    "categories",
+    "countries",
+    "currencies",
+    "costs",
+)
+
+
+def stage(products: Iterable[Product], taxonomy: Taxonomy) -> Staged:
+    """The products as columns in document order. ``taxonomy`` is called once per
+    distinct (supplier, category) pair; a product id seen twice keeps its last version."""
+    staged = Staged()
+    columns = staged.columns()
+    records, sort_keys, suppliers, brands, categories, countries, currencies, costs = columns
+    compactor = Compactor()
+    shared = compactor.share
+    position: dict[str, int] = {}
+    mapped: dict[tuple[str, str | None], str | None] = {}
+    for product in products:
+        record, cost = compactor.record(product)
+        pair = (product.supplier, product.category)
+        unified = mapped.get(pair, _UNSET)
+        if unified is _UNSET:
+            unified = mapped[pair] = shared(taxonomy(*pair))
+        pid = product.id
+        at = position.get(pid)
+        if at is not None:  # a repeated id: the later version replaces the earlier
+            row = (
+                record,
+                (fold(product.name), pid),
+                shared(product.supplier),
+                shared(product.brand),
+                unified,
+                shared(product.country),
+                shared(product.currency),
+                cost,
+            )
+            for column, value in zip(columns, row, strict=True):
+                column[at] = value
+            continue
+        position[pid] = len(records)
+        records.append(record)
+        sort_keys.append((fold(product.name), pid))
+        suppliers.append(shared(product.supplier))
+        brands.append(shared(product.brand))
+        categories.append(unified)
+        countries.append(shared(product.country))
+        currencies.append(shared(product.currency))
+        costs.append(cost)
+    del position, mapped
+    order = sorted(range(len(records)), key=sort_keys.__getitem__)
+    return staged.permuted(order)
