@@ -6,7 +6,8 @@ own process, configured by environment variables the benchmark sets).
   routes) whose catalog service serves an index of ``BENCH_PRODUCTS`` synthetic
   products, installed directly (no snapshot, no supplier).
 * ``catalog_only_app``: the same catalog routes and index with no middleware and no
-  access guard: what the search itself costs over HTTP.
+  access guard: what the search itself costs over HTTP (``BENCH_PAGE_CACHE=0``: with
+  the page caches off, so every request searches, renders and serialises).
 * ``bare_app``: a bare Starlette endpoint answering every request with the bytes in
   ``BENCH_BODY_FILE`` (a real search page, pre-serialised): the ceiling.
 """
@@ -14,6 +15,7 @@ own process, configured by environment variables the benchmark sets).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 from collections.abc import AsyncIterator
@@ -28,6 +30,7 @@ from starlette.routing import Route
 
 from bench import synthetic
 from gateway.catalog.index import CatalogIndex
+from gateway.catalog.pages import PageCache
 from gateway.catalog.service import CatalogState
 
 
@@ -54,7 +57,10 @@ def _index() -> CatalogIndex:
 def _install(gateway: Any, index: CatalogIndex) -> None:
     service = gateway.services["catalog"]
     service.prices = synthetic.price_list()
-    service.state = CatalogState.of(index)
+    state = CatalogState.of(index)
+    if os.environ.get("BENCH_PAGE_CACHE") == "0":  # every request searches and renders
+        state = dataclasses.replace(state, pages=PageCache(index, summary_entries=0, page_bytes=0))
+    service.state = state
     gc.freeze()  # as CatalogService.refresh does after a swap
 
 

@@ -6,6 +6,8 @@ Three servers, each one uvicorn worker in its own process on loopback (``bench._
   switched on (a reseller key with a limit far above the load, so every request pays
   the check but none is refused), searching an index of 100k synthetic products;
 * ``catalog only``: the same routes and index without middleware or access guard;
+* ``catalog, no cache``: the same with the page caches off (``gateway.catalog.pages``):
+  every request searches, renders and serialises, as a query seen for the first time;
 * ``bare``: a Starlette endpoint returning a pre-serialised search page of the same size
   (a real answer of the gateway, of median size over the query mix).
 
@@ -202,17 +204,19 @@ def run() -> dict[str, Any]:
     servers: dict[str, Server] = {}
     body_file = Path(tempfile.mkstemp(suffix=".json")[1])
     try:
-        print(f"building {products:,} synthetic products in two server processes ...", flush=True)
+        print(f"building {products:,} synthetic products in three servers ...", flush=True)
         servers["gateway"] = Server("gateway_app", env)
         servers["catalog only"] = Server("catalog_only_app", env)
+        servers["catalog, no cache"] = Server("catalog_only_app", {**env, "BENCH_PAGE_CACHE": "0"})
         servers["gateway"].wait(paths[0], auth)
         servers["catalog only"].wait(paths[0], {})
+        servers["catalog, no cache"].wait(paths[0], {})
         bodies = [httpx.get(servers["gateway"].url + p, headers=auth).content for p in paths]
         body = sorted(bodies, key=len)[len(bodies) // 2]
         body_file.write_bytes(body)
         servers["bare"] = Server("bare_app", {**env, "BENCH_BODY_FILE": str(body_file)})
         servers["bare"].wait("/v1/search", {})
-        headers = {"gateway": auth, "catalog only": {}, "bare": {}}
+        headers = {"gateway": auth, "catalog only": {}, "catalog, no cache": {}, "bare": {}}
         for name, server in servers.items():  # warm-up: caches, JIT-less but lazy paths
             load(server.url, paths, headers[name], 2)
         rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
@@ -231,10 +235,10 @@ def run() -> dict[str, Any]:
         f"{CONNECTIONS} connections, {seconds:.0f} s per run, best of 2 rounds; "
         f"page of 20, body {len(body):,} bytes (median of the query mix)"
     )
-    print(f"{'server':<14} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>7}")
+    print(f"{'server':<18} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6} {'errors':>7}")
     for name, r in best.items():
         print(
-            f"{name:<14} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{name:<18} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
             f"{r['rps'] / bare_rps:>6.2f} {r['errors']:>7}"
         )
     ratio = best["gateway"]["rps"] / bare_rps
@@ -250,6 +254,7 @@ def run() -> dict[str, Any]:
         "best": best,
         "ratio": round(ratio, 3),
         "ratio_catalog_only": round(best["catalog only"]["rps"] / bare_rps, 3),
+        "ratio_catalog_no_cache": round(best["catalog, no cache"]["rps"] / bare_rps, 3),
         "target_ratio": TARGET_RATIO,
         "verdict": verdict,
         "spread": {

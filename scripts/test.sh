@@ -53,5 +53,19 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = "0" ] && command -v a
     || echo "could not install chromium; the /docs browser test will be skipped"
 fi
 
+# promtool (Debian package 'prometheus') lints the /metrics exposition and checks the alert
+# rules in tests/ops (skipped, with the reason printed, where it cannot be installed).
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "Installing promtool (package prometheus) for the metrics and alert-rule tests"
+    export DEBIAN_FRONTEND=noninteractive
+    (apt-get install -y -qq --no-install-recommends prometheus \
+      || (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus)) \
+      >/dev/null 2>&1 || echo "could not install promtool; the Prometheus lint tests will be skipped"
+  else
+    echo "promtool not found (needs root and apt-get to install): Prometheus lint tests will be skipped"
+  fi
+fi
+
 "$VENV/bin/ruff" check .
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+"$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider "$@"

@@ -49,6 +49,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 import httpx
+from cachetools import LRUCache
 
 from adapters.base import SupplierAdapter, retry_after_seconds
 from adapters.config import SupplierSettings
@@ -148,6 +149,9 @@ class VouchersAdapter(SupplierAdapter):
             login=self._login, refresh=self._refresh, refresh_refused=FatalError
         )
         self.stats.update({"logins": 0, "token_refreshes": 0, "skipped_products": 0})
+        #: Product id -> currency, learnt from detail calls: an order line whose currency is
+        #: already known is checked without a detail call (one upstream request per order).
+        self._currencies: LRUCache[int, str] = LRUCache(maxsize=100_000)
 
     # ------------------------------------------------------------- sandbox
 
@@ -389,12 +393,23 @@ class VouchersAdapter(SupplierAdapter):
                 f"face value {face_value.amount} does not match fixed variant {variant_id}",
                 supplier=self.name,
             )
+        known = self._currencies.get(product_id)
+        if face_value is not None and known is not None:
+            # Currency already known: check it and let the supplier's own validation refuse
+            # a face value it no longer offers (mapped to RejectedError) - no detail call.
+            if face_value.currency != known:
+                raise RejectedError(
+                    f"face value in {face_value.currency}; {variant_id} is sold in {known}",
+                    supplier=self.name,
+                )
+            return _ResolvedLine(product_id, variant, known, face)
         try:
             product = await self._get_product(str(product_id))
         except NotFoundError as exc:
             raise RejectedError(
                 f"product {product_id} is no longer offered", supplier=self.name
             ) from exc
+        self._currencies[product_id] = product.currency
         if face_value is not None and face_value.currency != product.currency:
             raise RejectedError(
                 f"face value in {face_value.currency}; {variant_id} is sold in {product.currency}",

@@ -107,5 +107,6 @@ class PageCache:
             for i, pid in enumerate(ids):
                 if out[i] is None:
                     out[i] = fresh[pid]
-                    cache[(pid, basis)] = fresh[pid]
+                    if cache.maxsize:  # 0: caching off (benchmarks of the miss path)
+                        cache[(pid, basis)] = fresh[pid]
         return out  # type: ignore[return-value]

@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -143,6 +143,7 @@ class CatalogService:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._statuses: dict[str, SyncStatus] = {}
+        self._unreadable: dict[str, int] = {}
         self._clock = clock
 
     # --------------------------------------------------------------- reading
@@ -223,7 +224,11 @@ class CatalogService:
             await self._note_failures([n for n, v in current.items() if v is None])
             state = self.state
             served = dict(state.versions) if state is not None else {}
-            changed = {n: v for n, v in current.items() if v is not None and served.get(n) != v}
+            changed = {
+                n: v
+                for n, v in current.items()
+                if v is not None and served.get(n) != v and self._unreadable.get(n) != v
+            }
             if not changed and (state is not None or names):
                 return False
             snapshots = dict(state.snapshots) if state is not None else {}
@@ -242,7 +247,21 @@ class CatalogService:
             ):
                 return False
             started = time.perf_counter()
-            index = await asyncio.to_thread(self._build, snapshots)
+            index, unreadable = await asyncio.to_thread(self._build, snapshots)
+            if unreadable:
+                # A version this instance cannot decode (corrupt, or written by a newer
+                # gateway with a model this one refuses): keep serving the previous
+                # one, do not retry that version on every poll, and build again.
+                for name in unreadable:
+                    self._unreadable[name] = snapshots[name].meta.version
+                    previous = state.snapshots.get(name) if state is not None else None
+                    if previous is not None:
+                        snapshots[name] = previous
+                    else:
+                        del snapshots[name]
+                if not snapshots:
+                    return False
+                index, _ = await asyncio.to_thread(self._build, snapshots)
             metrics.INDEX_BUILD.observe(time.perf_counter() - started)
             self.state = CatalogState.of(
                 index, {n: s.meta.version for n, s in snapshots.items()}, snapshots
@@ -262,11 +281,25 @@ class CatalogService:
             )
             return True
 
-    def _build(self, snapshots: Mapping[str, LoadedSnapshot]) -> CatalogIndex:
-        products: Iterable[Product] = itertools.chain.from_iterable(
-            snap.products() for snap in snapshots.values()
-        )
-        return CatalogIndex.build(products, self.prices, self.taxonomy)
+    def _build(self, snapshots: Mapping[str, LoadedSnapshot]) -> tuple[CatalogIndex, list[str]]:
+        """The index over ``snapshots`` (run in a thread), and the suppliers whose
+        snapshot could not be decoded (their products are then incomplete in it)."""
+        unreadable: list[str] = []
+
+        def products() -> Iterator[Product]:
+            for name, snap in snapshots.items():
+                try:
+                    yield from snap.products()
+                except (ValueError, zlib.error) as exc:  # ValidationError is a ValueError
+                    log.error(
+                        "catalog snapshot %s of %s cannot be decoded: %s",
+                        snap.meta.version,
+                        name,
+                        str(exc)[:500],
+                    )
+                    unreadable.append(name)
+
+        return CatalogIndex.build(products(), self.prices, self.taxonomy), unreadable
 
     async def _note_failures(self, unpublished: list[str]) -> None:
         """Suppliers with nothing published: settled (for readiness) once a sync of theirs

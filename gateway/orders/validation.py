@@ -124,7 +124,10 @@ def validate_order(
                     "this variant has a fixed face value: omit face_value",
                 )
                 continue
-            face = None
+        if not variant.is_range:
+            # Snapshot the fixed face value too: the reseller sees what was bought, and the
+            # supplier adapter gets the currency without a detail call.
+            face = variant.face_value
         price = catalog.unit_price(product, variant, face, reseller.markup)
         if price is None:
             problem(index, "variant_not_purchasable", "this variant cannot be priced")

@@ -230,7 +230,7 @@ async def test_list_filters_sort_facets_and_pages_agree_with_the_oracle(live: Li
     @settings(
         max_examples=100,
         deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
+        suppress_health_check=list(HealthCheck),
         database=None,
     )
     @given(params=list_params(oracle), who=st.sampled_from(["list", "reseller"]))

@@ -269,3 +269,44 @@ async def test_catalog_reads_say_loading_until_a_catalog_is_loaded(
             await publish(adapter, redis, key_prefix)
         await service.refresh()
         assert (await c.get("/v1/products")).status_code == 200
+
+
+async def test_an_undecodable_snapshot_leaves_the_previous_one_serving(
+    sandboxes: dict[str, Sandbox],
+    adapters: dict[str, SupplierAdapter],
+    make_service: ServiceFactory,
+    redis: Any,
+    key_prefix: str,
+) -> None:
+    """A version this instance cannot read (corrupt, or written by a newer gateway whose
+    model it refuses) must not take its supplier out of the catalog."""
+    import zlib
+
+    from gateway.catalog.snapshot import chunk_field
+    from gateway.catalog.sync import SupplierLock
+
+    for adapter in adapters.values():
+        await publish(adapter, redis, key_prefix)
+    service = make_service(adapters)
+    await service.start()
+    good = supplier_ids(service, GG)
+    served = service.state.versions[GG]  # type: ignore[union-attr]
+
+    store = SnapshotStore(redis, RedisKeys(key_prefix))
+    token = await SupplierLock(store, GG, 30).acquire()
+    assert token is not None
+    writer = store.writer(GG, token, staging_ttl_seconds=60)
+    await writer.finish(pages=1)
+    key = RedisKeys(key_prefix).catalog_version(GG, token)
+    future = b'[{"id": "gaming_goods:1", "a_field_from_the_future": 1}]'
+    await redis.hset(key, chunk_field(0), zlib.compress(future))
+    meta = await store.meta(GG, token)
+    await redis.hset(key, "meta", meta.to_json().replace('"chunks": 0', '"chunks": 1'))
+    assert (await store.publish(GG, token)).published
+
+    await service.refresh()
+    assert service.state.versions[GG] == served  # type: ignore[union-attr]
+    assert supplier_ids(service, GG) == good
+    assert service.index.suppliers()[GG] == len(good)  # type: ignore[union-attr]
+    # That version is not fetched and decoded again on every poll.
+    assert await service.refresh() is False

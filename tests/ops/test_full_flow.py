@@ -163,7 +163,10 @@ async def running(
             ) as client:
                 await _until_ready(client)
                 yield Running(gateway, client)
-            async with asyncio.timeout(30):
+            # Bounded: on the cluster a background loop can survive its cancellation
+            # (see test_shutdown.py::test_redis_client_honours_cancellation), and the
+            # order worker's stop() then waits until this timeout.
+            async with asyncio.timeout(10):
                 await gateway.stop()
     finally:
         await _delete_prefix(gateway.redis, key_prefix, cluster)

@@ -230,3 +230,26 @@ def test_jobs_round_trip_and_garbage_is_rejected() -> None:
     assert Job.decode(job.encode().encode()) == job
     for garbage in (None, "", "x|y", "nope|ord|1|n", "place|ord|x|n"):
         assert Job.decode(garbage) is None
+
+
+def test_rendered_orders_fit_the_documented_schema() -> None:
+    from gateway.orders.models import WebhookDelivery
+    from gateway.orders.schemas import OrderEnvelope
+    from gateway.orders.views import render_order
+
+    order = order_of([item("s:1:a", 2), item("s:2:b", 1)])
+    order.webhook = WebhookDelivery(event_id=event_id(order.id), attempts=2, last_status=500)
+    codes = [Code(code="CODE-1", pin="1234")]
+    apply_upstream(
+        order, order.parts[0], upstream(UpstreamOrderState.PARTIALLY_DELIVERED, codes), CIPHER, 2
+    )
+    recompute(order, 2.0)
+    for with_codes in (True, False):
+        rendered = render_order(order, CIPHER, codes=with_codes)
+        OrderEnvelope.model_validate({"data": rendered})
+    rendered = render_order(order, CIPHER, codes=True)
+    assert rendered["items"][0]["codes"] == [{"code": "CODE-1", "pin": "1234"}]
+    assert rendered["items"][1]["failure"]["code"] == "supplier_short_delivery"
+    assert rendered["status"] == "partially_completed"
+    assert rendered["delivered_totals"] == [{"amount": 100, "currency": "EUR"}]
+    assert rendered["webhook"]["attempts"] == 2
