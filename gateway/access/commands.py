@@ -83,7 +83,7 @@ def _describe_key(key: ApiKey) -> str:
 
 @click.group()
 def resellers() -> None:
-    """Create, list, show, disable and enable resellers."""
+    """Create, update, list, show, disable and enable resellers."""
 
 
 @resellers.command("create")
@@ -102,6 +102,39 @@ def create_reseller(
     click.echo(f"webhook secret {created.webhook_secret.get_secret_value()}")
     click.echo("  (shown once: store it now; webhooks are signed with HMAC-SHA256 using it)")
     click.echo(f"next: gateway keys create {created.reseller.id}")
+
+
+@resellers.command("update")
+@click.argument("reseller_id")
+@click.option("--markup-percent", default=None, help="New markup on cost in percent.")
+@click.option("--markup-fixed-minor", type=int, default=None, help="New fixed markup per unit.")
+@click.option("--global-markup", is_flag=True, help="Drop the reseller's own markup rule.")
+@click.option("--webhook-url", default=None, help="New webhook URL ('' removes it).")
+@click.option(
+    "--rotate-webhook-secret", is_flag=True, help="Replace the signing secret (printed once)."
+)
+def update_reseller(
+    reseller_id: str,
+    markup_percent: str | None,
+    markup_fixed_minor: int | None,
+    global_markup: bool,
+    webhook_url: str | None,
+    rotate_webhook_secret: bool,
+) -> None:
+    """Change a reseller's markup or webhook, or rotate its webhook signing secret."""
+    changes: dict[str, Any] = {"rotate_webhook_secret": rotate_webhook_secret}
+    if global_markup:
+        changes["markup"] = None
+    elif markup_percent is not None or markup_fixed_minor is not None:
+        changes["markup"] = _markup(markup_percent, markup_fixed_minor)
+    if webhook_url is not None:
+        changes["webhook_url"] = webhook_url or None
+    updated = _run(lambda s: s.update_reseller(reseller_id, **changes))
+    for line in _describe_reseller(updated.reseller):
+        click.echo(line)
+    if rotate_webhook_secret:
+        click.echo(f"webhook secret {updated.webhook_secret.get_secret_value()}")
+        click.echo("  (shown once: the old secret no longer signs webhooks)")
 
 
 @resellers.command("list")

@@ -1,11 +1,12 @@
 """Per-key rate limits, shared by every gateway instance, and the headers that report them.
 
-Each key has one GCRA bucket in Redis (``adapters.ratelimit``, ``deny`` mode): one
-``EVALSHA`` per request decides and updates it atomically against Redis server time, so
-three instances behind a load balancer admit a key's 100/min once, not three times. The
-bucket holds ``limit`` requests (burst = limit) and refills continuously at
-``limit`` per minute: a reseller may spend its minute's budget at once, then one
-request per ``60/limit`` seconds.
+Each key has one GCRA bucket in Redis (``adapters.ratelimit``, ``deny`` mode). One
+script call per request, in one round trip (shared with concurrent requests when
+batched, see ``DecisionBatcher``), decides and updates it atomically against Redis
+server time, so three instances behind a load balancer admit a key's 100/min once, not
+three times. The bucket holds ``limit`` requests (burst = limit) and refills
+continuously at ``limit`` per minute: a reseller may spend its minute's budget at once,
+then one request per ``60/limit`` seconds.
 
 Headers on every authenticated response:
 
@@ -105,10 +106,16 @@ class DecisionBatcher:
 
 class ResellerLimiter:
     def __init__(
-        self, limiter: RedisRateLimiter, keys: RedisKeys, settings: AccessSettings
+        self,
+        limiter: RedisRateLimiter,
+        keys: RedisKeys,
+        settings: AccessSettings,
+        *,
+        batch: bool = True,
     ) -> None:
+        """``batch=False`` for Redis Cluster clients, whose pipelines split by slot."""
         self._limiter = limiter
-        self._batcher = None if _is_cluster(limiter) else DecisionBatcher(limiter)
+        self._batcher = DecisionBatcher(limiter) if batch else None
         self._keys = keys
         self._fail_open_reads = settings.fail_open_reads
         self._fail_open_writes = settings.fail_open_writes
@@ -179,10 +186,3 @@ def policy_headers(limit: int) -> Headers:
 
 def _as_dict(headers: Headers) -> dict[str, str]:
     return {name.decode(): value.decode() for name, value in headers}
-
-
-def _is_cluster(limiter: RedisRateLimiter) -> bool:
-    """Cluster pipelines split by slot and reload scripts; decide one by one there."""
-    from redis.asyncio.cluster import RedisCluster
-
-    return isinstance(getattr(limiter, "_redis", None), RedisCluster)

@@ -12,6 +12,8 @@ import contextlib
 import logging
 from typing import Any
 
+from redis.asyncio.cluster import RedisCluster
+
 from adapters.ratelimit import RedisRateLimiter
 from gateway.access.authenticate import Authenticator, Credential
 from gateway.access.client_ip import client_address, in_networks, parse_networks
@@ -46,7 +48,12 @@ class Access:
     ) -> Access:
         """Wire the store and limiter to Redis (``limiter_redis``: a separate client, tests)."""
         limiter_client = limiter_redis if limiter_redis is not None else redis
-        limiter = ResellerLimiter(RedisRateLimiter(limiter_client), keys, settings)
+        limiter = ResellerLimiter(
+            RedisRateLimiter(limiter_client),
+            keys,
+            settings,
+            batch=not isinstance(limiter_client, RedisCluster),
+        )
         return cls(KeyStore(redis, keys), limiter, settings)
 
     async def start(self) -> None:

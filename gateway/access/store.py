@@ -34,6 +34,13 @@ from gateway.pricing import MarkupRule
 from gateway.redis_keys import RedisKeys
 
 
+class _Unset:
+    """Marks an argument that was not given (``None`` means "clear it")."""
+
+
+UNSET = _Unset()
+
+
 class AccessRecordError(ValueError):
     """An operator asked for something the records do not allow (unknown id, ...)."""
 
@@ -112,6 +119,40 @@ class KeyStore:
             self._keys.reseller(reseller_id), change, f"reseller {reseller_id}"
         )
         return _reseller_from(raw)
+
+    async def update_reseller(
+        self,
+        reseller_id: str,
+        *,
+        markup: MarkupRule | _Unset | None = UNSET,
+        webhook_url: str | _Unset | None = UNSET,
+        rotate_webhook_secret: bool = False,
+    ) -> CreatedReseller:
+        """Change the markup and/or webhook URL (``None`` clears them); with
+        ``rotate_webhook_secret`` a new signing secret replaces the old one and is
+        returned (shown once). Unchanged secrets are returned as they are."""
+        secret = tokens.new_webhook_secret() if rotate_webhook_secret else None
+
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            updated = dict(record)
+            if not isinstance(markup, _Unset):
+                updated["markup"] = markup.model_dump(mode="json") if markup else None
+            if not isinstance(webhook_url, _Unset):
+                updated["webhook_url"] = webhook_url
+            if secret is not None:
+                updated["webhook_secret"] = secret
+            try:
+                Reseller.model_validate(updated)
+            except ValidationError as exc:
+                raise AccessRecordError(_problems(exc)) from exc
+            return updated
+
+        raw = await self._update(
+            self._keys.reseller(reseller_id), change, f"reseller {reseller_id}"
+        )
+        reseller = _reseller_from(raw)
+        assert reseller.webhook_secret is not None
+        return CreatedReseller(reseller=reseller, webhook_secret=reseller.webhook_secret)
 
     # Keys -------------------------------------------------------------------------
     async def create_key(

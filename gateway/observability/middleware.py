@@ -24,10 +24,11 @@ unexpected exception. For each request it:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 from collections.abc import Collection
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -43,7 +44,7 @@ QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as unique as a uuid4, without building one
 
 
 def incoming_request_id(scope: Scope) -> str | None:
@@ -59,18 +60,26 @@ class ObservabilityMiddleware:
         self.app = app
         self.quiet_routes = frozenset(quiet_routes)
         self.templates = metrics.RouteTemplates()
+        # Metric children by label values: bounded (templates x methods x statuses), and
+        # looking them up here is cheaper than prometheus-client's labels() each time.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope) or new_request_id()
         state = scope.setdefault("state", {})
-        state.setdefault("request_id", request_id)
-        token = open_context(request_id=state["request_id"], state=state)
+        if "request_id" not in state:
+            # An inner layer (the API face) may settle the id; a new one is drawn only
+            # if none has by the time the response starts.
+            incoming = incoming_request_id(scope)
+            if incoming is not None:
+                state["request_id"] = incoming
+        token = open_context(state=state)
         ctx = current_context()
         assert ctx is not None
-        ctx.route_of = lambda: self.templates.routed(scope)
+        templates = self.templates
+        ctx.route_of = lambda: templates.routed(scope)
         started = time.perf_counter()
         status = 500
         answered = False
@@ -80,16 +89,14 @@ class ObservabilityMiddleware:
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 answered = True
-                headers = list(message.get("headers", ()))
+                headers = message.get("headers", ())
                 sent_id = next((v for k, v in headers if k.lower() == REQUEST_ID_HEADER), None)
                 if sent_id is None:
-                    ctx.resolve()
-                    headers.append((REQUEST_ID_HEADER, str(ctx.request_id).encode("latin-1")))
-                    message = {**message, "headers": headers}
+                    rid = state.setdefault("request_id", new_request_id())
+                    extra = (REQUEST_ID_HEADER, str(rid).encode("latin-1"))
+                    message = {**message, "headers": [*headers, extra]}
                 else:
-                    ctx.resolve()
-                    ctx.state = None  # the id the client saw is the one to log
-                    ctx.request_id = sent_id.decode("latin-1")
+                    state["request_id"] = sent_id.decode("latin-1")  # the one the client saw
             await send(message)
 
         metrics.HTTP_IN_FLIGHT.inc()
@@ -108,30 +115,39 @@ class ObservabilityMiddleware:
     def _record(self, scope: Scope, ctx: LogContext, status: int, elapsed: float) -> None:
         route = self.templates.label(scope)
         method = metrics.normalise_method(scope.get("method", ""))
-        metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-        metrics.HTTP_LATENCY.labels(route, method).observe(elapsed)
-        ctx.route = route
-        ctx.route_of = None
-        ctx.resolve()
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                metrics.HTTP_REQUESTS.labels(route, method, str(status)),
+                metrics.HTTP_LATENCY.labels(route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
         if status >= 500:
             level = logging.ERROR
         elif route in self.quiet_routes:
             level = logging.DEBUG
         else:
             level = logging.INFO
-        if log.isEnabledFor(level):
-            log.log(
-                level,
-                "%s %s %d",
-                method,
-                route,
-                status,
-                extra={
-                    "request_id": ctx.request_id,
-                    "reseller_id": ctx.reseller_id,
-                    "route": route,
-                    "method": method,
-                    "status": status,
-                    "duration_ms": round(elapsed * 1000, 3),
-                },
-            )
+        if not log.isEnabledFor(level):
+            return
+        ctx.route = route
+        ctx.route_of = None
+        ctx.resolve()
+        log.log(
+            level,
+            "%s %s %d",
+            method,
+            route,
+            status,
+            extra={
+                "request_id": ctx.request_id,
+                "reseller_id": ctx.reseller_id,
+                "route": route,
+                "method": method,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )

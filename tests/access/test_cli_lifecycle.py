@@ -133,3 +133,55 @@ def test_the_embedded_store_has_no_cli(monkeypatch: object) -> None:
     result = CliRunner().invoke(main, ["resellers", "list"], env={"GATEWAY_REDIS_URL": None})
     assert result.exit_code == 2
     assert "GATEWAY_REDIS_URL" in result.output
+
+
+async def test_update_markup_webhook_and_rotate_the_webhook_secret(
+    redis: aioredis.Redis, redis_url: str, key_prefix: str
+) -> None:
+    created = await gateway_cli(redis_url, key_prefix, "resellers", "create", "Shop")
+    reseller_id, first_secret = printed(created, "id"), printed(created, "webhook secret")
+    store = KeyStore(redis, RedisKeys(key_prefix))
+
+    updated = await gateway_cli(
+        redis_url,
+        key_prefix,
+        "resellers",
+        "update",
+        reseller_id,
+        "--markup-percent",
+        "12",
+        "--webhook-url",
+        "https://shop.example/hook",
+    )
+    assert updated.exit_code == 0, updated.output
+    assert first_secret not in updated.output  # not rotated, so not shown again
+    reseller = await store.require_reseller(reseller_id)
+    assert reseller.markup is not None and str(reseller.markup.percent) == "12"
+    assert reseller.webhook_url == "https://shop.example/hook"
+    assert reseller.webhook_secret is not None
+    assert reseller.webhook_secret.get_secret_value() == first_secret
+
+    rotated = await gateway_cli(
+        redis_url,
+        key_prefix,
+        "resellers",
+        "update",
+        reseller_id,
+        "--rotate-webhook-secret",
+        "--global-markup",
+        "--webhook-url",
+        "",
+    )
+    assert rotated.exit_code == 0, rotated.output
+    new_secret = printed(rotated, "webhook secret")
+    assert new_secret != first_secret
+    reseller = await store.require_reseller(reseller_id)
+    assert reseller.markup is None and reseller.webhook_url is None
+    assert reseller.webhook_secret is not None
+    assert reseller.webhook_secret.get_secret_value() == new_secret
+
+    bad = await gateway_cli(
+        redis_url, key_prefix, "resellers", "update", reseller_id, "--webhook-url", "nope"
+    )
+    assert bad.exit_code != 0 and "webhook_url" in bad.output
+    assert (await store.require_reseller(reseller_id)).webhook_url is None

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import pkgutil
 import re
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 
 from prometheus_client import REGISTRY, Metric
@@ -84,3 +85,16 @@ def value(exposition: str, name: str, **labels: str) -> float:
         for sample_labels, v in samples(exposition, name)
         if labels.items() <= sample_labels.items()
     )
+
+
+async def bounded(awaitable: Awaitable[object], seconds: float) -> bool:
+    """Await ``awaitable`` for at most ``seconds``; whether it finished.
+
+    Runs it as its own task and never cancels it: a stop() that swallows cancellation
+    (see test_shutdown.py::test_redis_client_honours_cancellation) cannot hang a test."""
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        task.result()
+        return True
+    return False

@@ -15,6 +15,7 @@ from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
 from gateway.store import connect
 from tests.ops.conftest import ENCRYPTION_KEY
+from tests.ops.support import bounded
 
 
 @pytest.fixture
@@ -86,4 +87,4 @@ async def test_gateway_bootstraps_and_serves_on_the_cluster(
         assert ready.json()["checks"]["redis"] == "ok", ready.text
         assert metrics.status_code == 200
     finally:
-        await gw.aclose()
+        await bounded(gw.aclose(), 10)  # see test_full_flow.py on why bounded

@@ -32,7 +32,7 @@ from gateway.app import create_app
 from gateway.bootstrap import Gateway, bootstrap
 from gateway.settings import Settings
 from tests.ops.conftest import ENCRYPTION_KEY, CapturedLogs
-from tests.ops.support import exposed_names, referenced_names, samples, value
+from tests.ops.support import bounded, exposed_names, referenced_names, samples, value
 from tests.ops.test_rules import ALERTS, dashboard_queries
 
 SUPPLIERS = ("gaming_goods", "vouchers")
@@ -163,14 +163,12 @@ async def running(
             ) as client:
                 await _until_ready(client)
                 yield Running(gateway, client)
-            # Bounded: on the cluster a background loop can survive its cancellation
-            # (see test_shutdown.py::test_redis_client_honours_cancellation), and the
-            # order worker's stop() then waits until this timeout.
-            async with asyncio.timeout(10):
-                await gateway.stop()
+            # Bounded: a background loop can survive its cancellation (see
+            # test_shutdown.py::test_redis_client_honours_cancellation), and stop() waits.
+            await bounded(gateway.stop(), 10)
     finally:
         await _delete_prefix(gateway.redis, key_prefix, cluster)
-        await gateway.aclose()
+        await bounded(gateway.aclose(), 10)
 
 
 async def _until_ready(client: httpx.AsyncClient) -> None:

@@ -96,7 +96,9 @@ def test_two_processes_write_one_exposition_shows_the_sum(
 def test_prepare_multiprocess_creates_or_empties_the_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(metrics.MULTIPROC_ENV, raising=False)
+    # (set then delete, so that monkeypatch removes what prepare_multiprocess exports)
+    monkeypatch.setenv(metrics.MULTIPROC_ENV, "placeholder")
+    monkeypatch.delenv(metrics.MULTIPROC_ENV)
     assert metrics.prepare_multiprocess(1) is None
     assert metrics.MULTIPROC_ENV not in os.environ
 
