@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import io
 import pkgutil
 import re
 from collections.abc import Awaitable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
+import pytest
 from prometheus_client import REGISTRY, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("adapters", "gateway")
 METRIC_NAME = re.compile(r"\b(gateway_[a-zA-Z0-9_]+)\b")
@@ -98,3 +102,19 @@ async def bounded(awaitable: Awaitable[object], seconds: float) -> bool:
         task.result()
         return True
     return False
+
+
+async def within(awaitable: Awaitable[T], seconds: float, what: str) -> T:
+    """Await ``awaitable``; if it has not finished after ``seconds``, fail the test with
+    the stack of every task (a hang becomes a diagnosis instead of a bare timeout)."""
+    task = asyncio.ensure_future(awaitable)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if task in done:
+        return task.result()
+    stacks = io.StringIO()
+    for other in asyncio.all_tasks():
+        if other is not asyncio.current_task():
+            stacks.write(f"--- {other.get_name()}\n")
+            other.print_stack(limit=25, file=stacks)
+    task.cancel()
+    pytest.fail(f"{what} did not finish in {seconds} s; tasks:\n{stacks.getvalue()}")

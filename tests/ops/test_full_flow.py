@@ -32,7 +32,7 @@ from gateway.app import create_app
 from gateway.bootstrap import Gateway, bootstrap
 from gateway.settings import Settings
 from tests.ops.conftest import ENCRYPTION_KEY, CapturedLogs
-from tests.ops.support import bounded, exposed_names, referenced_names, samples, value
+from tests.ops.support import bounded, exposed_names, referenced_names, samples, value, within
 from tests.ops.test_rules import ALERTS, dashboard_queries
 
 SUPPLIERS = ("gaming_goods", "vouchers")
@@ -161,7 +161,7 @@ async def running(
             async with httpx.AsyncClient(
                 transport=transport, base_url="http://gateway.test", timeout=30
             ) as client:
-                await _until_ready(client)
+                await within(_until_ready(client), 40, "waiting for /readyz")
                 yield Running(gateway, client)
             # Bounded: a background loop can survive its cancellation (see
             # test_shutdown.py::test_redis_client_honours_cancellation), and stop() waits.
@@ -246,9 +246,9 @@ async def test_catalog_ratelimit_and_order_flows_then_metrics_and_logs(
 ) -> None:
     client = running.client
     caller = await issue_key(running.gateway, webhook_url=hooks.url)
-    variant = await _catalog_traffic(client, caller)
-    order = await _order_traffic(client, caller, variant)
-    await _rate_limit_traffic(client, running.gateway)
+    variant = await within(_catalog_traffic(client, caller), 30, "catalog traffic")
+    order = await within(_order_traffic(client, caller, variant), 30, "order traffic")
+    await within(_rate_limit_traffic(client, running.gateway), 30, "rate-limit traffic")
 
     deadline = time.monotonic() + 10
     while not any(order["id"].encode() in body for body in hooks.received):
