@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from catalog_oracle import CatalogOracle
-from conftest import GG, VO, Sandbox, gateway_settings, issue_key
+from catalog_support import GG, VO, Sandbox, gateway_settings, issue_key
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

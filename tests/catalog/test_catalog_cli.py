@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import redis as sync_redis
+from catalog_support import GG, VO, Sandbox, adapter_values
 from click.testing import CliRunner
-from conftest import GG, VO, Sandbox, adapter_values
 from cryptography.fernet import Fernet
 
 from gateway.cli import main

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import GG, VO, AdapterFactory, Sandbox, catalog_settings
+from catalog_support import GG, VO, AdapterFactory, Sandbox, catalog_settings
 from redis.asyncio.cluster import RedisCluster
 
 from gateway.catalog.service import CatalogService

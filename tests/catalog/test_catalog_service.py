@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from conftest import (
+from catalog_support import (
     GG,
     VO,
     AdapterFactory,

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import httpx
-from conftest import GG, VO, AdapterFactory, Sandbox
+from catalog_support import GG, VO, AdapterFactory, Sandbox
 
 from adapters.base import SupplierAdapter
 from adapters.models import CatalogPage
@@ -121,7 +121,7 @@ async def test_an_empty_catalog_does_not_replace_a_full_one(
     redis: Any,
     key_prefix: str,
 ) -> None:
-    from conftest import start_sandbox
+    from catalog_support import start_sandbox
 
     assert (await syncer(adapters[GG], redis, key_prefix).run()).outcome == "published"
     empty = start_sandbox(GG, seed=7, catalog_size=0)
