@@ -156,3 +156,11 @@ main.add_command(resellers)
 main.add_command(keys)
 main.add_command(worker)
 main.add_command(orders)
+
+
+@main.command("config-doc")
+def config_doc() -> None:
+    """Print the configuration reference (every setting) as a Markdown table."""
+    from gateway.settings_doc import markdown
+
+    click.echo(markdown())

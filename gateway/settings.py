@@ -128,7 +128,9 @@ class OrderSettings(_Section):
         default_factory=list,
         description="Fernet keys for codes at rest, newest first (rotation: prepend a new one).",
     )
-    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, description="Bound on one webhook POST to a reseller."
+    )
     webhook_max_seconds: float = Field(
         default=24 * 3600.0, gt=0, description="Give up on a webhook after this long."
     )

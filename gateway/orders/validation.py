@@ -116,15 +116,14 @@ def validate_order(
                     face_max=_money(high),
                 )
                 continue
-        elif face is not None:
-            if variant.face_value is None or face != variant.face_value:
+        else:
+            if face is not None and face != variant.face_value:
                 problem(
                     index,
                     "face_value_not_allowed",
                     "this variant has a fixed face value: omit face_value",
                 )
                 continue
-        if not variant.is_range:
             # Snapshot the fixed face value too: the reseller sees what was bought, and the
             # supplier adapter gets the currency without a detail call.
             face = variant.face_value
