@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,11 +39,26 @@ class Gateway:
                 await start()
 
     async def stop(self) -> None:
-        """Stop the services' background work, last started first (idempotent)."""
-        for service in reversed(list(self.services.values())):
+        """Stop the services' background work, last started first (idempotent).
+
+        Each stop is bounded: a service that does not finish in time is logged and left
+        behind, so a shutdown never hangs (unfinished order work stays in the stream)."""
+        limit = self.settings.orders.shutdown_grace_seconds + 5.0
+        for name, service in reversed(list(self.services.items())):
             stop = getattr(service, "stop", None)
-            if stop is not None:
-                await stop()
+            if stop is None:
+                continue
+            task = asyncio.ensure_future(stop())
+            done, _ = await asyncio.wait({task}, timeout=limit)
+            if not done:
+                task.cancel()
+                logging.getLogger("gateway").warning(
+                    "service %s did not stop within %.0f s; leaving it", name, limit
+                )
+            elif task.exception() is not None:
+                logging.getLogger("gateway").warning(
+                    "service %s failed while stopping: %r", name, task.exception()
+                )
 
     async def aclose(self) -> None:
         await self.stop()

@@ -58,6 +58,7 @@ class OrderWorker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._slot_free = asyncio.Event()
+        self._stopping = False
 
     @property
     def lease_ms(self) -> int:
@@ -66,6 +67,7 @@ class OrderWorker:
     async def start(self) -> None:
         if self._loops:
             return
+        self._stopping = False
         await self.queue.ensure_group()
         for name, loop in (
             ("read", self._read_loop),
@@ -78,21 +80,32 @@ class OrderWorker:
         log.info("order worker started", extra={"worker": self.name})
 
     async def stop(self) -> None:
+        """Stop reading, give running jobs the grace period, leave the rest for others.
+
+        Every wait here is bounded: redis-py can swallow the cancellation of a task that
+        is mid-command (seen with socket_timeout set), so a loop may outlive ``cancel()``
+        for a moment; the loops also check ``_stopping`` each turn, and a loop that still
+        has not ended after a short wait is abandoned rather than waited on forever."""
+        self._stopping = True
         loops, self._loops = self._loops, []
         for task in loops:
             task.cancel()
-        for task in loops:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if loops:
+            _, stuck = await asyncio.wait(loops, timeout=2.0)
+            if stuck:
+                log.warning(
+                    "order worker loops did not stop in time; abandoning them",
+                    extra={"worker": self.name, "loops": len(stuck)},
+                )
         running = list(self._running.values())
         if running:
             await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)
         unfinished = [entry for entry, task in self._running.items() if not task.done()]
         for entry in unfinished:
             self._running[entry].cancel()
-        for task in list(self._running.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        cancelled = [task for task in self._running.values() if not task.done()]
+        if cancelled:
+            await asyncio.wait(cancelled, timeout=2.0)
         if unfinished:
             with contextlib.suppress(Exception):
                 await self.queue.release(self.name, unfinished, self.lease_ms + 1)
@@ -135,7 +148,7 @@ class OrderWorker:
 
     async def _read_loop(self) -> None:
         delay = 0.1
-        while True:
+        while not self._stopping:
             free = self._free()
             if free <= 0:
                 self._slot_free.clear()
@@ -156,7 +169,7 @@ class OrderWorker:
 
     async def _promote_loop(self) -> None:
         poll = self.settings.schedule_poll_seconds
-        while True:
+        while not self._stopping:
             try:
                 wait = await self.queue.promote()
             except asyncio.CancelledError:
@@ -171,7 +184,7 @@ class OrderWorker:
         interval = max(0.1, self.settings.job_lease_seconds / 2)
         loop = asyncio.get_running_loop()
         last_prune = loop.time()
-        while True:
+        while not self._stopping:
             await asyncio.sleep(interval)
             try:
                 free = self._free()
@@ -189,7 +202,7 @@ class OrderWorker:
 
     async def _renew_loop(self) -> None:
         interval = max(0.1, self.settings.job_lease_seconds / 3)
-        while True:
+        while not self._stopping:
             await asyncio.sleep(interval)
             entries = list(self._running)
             if not entries:
@@ -202,7 +215,7 @@ class OrderWorker:
                 log.warning("renewing order job leases failed: %s", type(exc).__name__)
 
     async def _stats_loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 metrics.HELD_FOR_REVIEW.set(await self.store.review_count())
                 backlog = await self.queue.backlog()

@@ -135,7 +135,12 @@ def test_gateway_serve_with_two_workers_reports_the_same_totals_from_each(
 ) -> None:
     """Every scrape, whichever worker answers it, counts the requests of both."""
     port = free_port()
-    env = gateway_env(redis_url, key_prefix, GATEWAY_LOG_LEVEL="WARNING")
+    # No in-process order workers: their loops can outlive cancel() and hold the stop
+    # (test_shutdown.py::test_redis_client_honours_cancellation); this test is about
+    # metrics across workers.
+    env = gateway_env(
+        redis_url, key_prefix, GATEWAY_LOG_LEVEL="WARNING", GATEWAY_ORDERS__INLINE_WORKERS="false"
+    )
     gateway_cmd = str(Path(sys.executable).with_name("gateway"))
     proc = subprocess.Popen(
         [gateway_cmd, "serve", "--workers", "2", "--host", "127.0.0.1", "--port", str(port)],
