@@ -18,6 +18,15 @@ Headers on every authenticated response:
   until the quota is fully restored;
 * on 429, ``Retry-After``: seconds until one more request will be admitted.
 
+Keys with a high rate lease a slice of their budget per instance: one script call takes
+up to a quarter-second of the key's rate (``cost`` N, at most 1,000) and the instance
+spends it locally for at most ``LEASE_SECONDS``. Tokens are taken from the shared bucket
+before they are spent, so instances together never admit more than the limit; an
+instance that stops receiving a key's traffic loses what it still holds (a brief
+under-admission of at most a quarter-second of that key's rate per instance). Keys below
+240 requests/min lease one token at a time, i.e. every request asks Redis, exactly as
+without leases. ``X-RateLimit-Remaining`` counts held tokens as remaining.
+
 When Redis cannot answer, requests are admitted (fail open) or refused with 503 (fail
 closed) according to ``fail_open_reads`` (catalog and order reads) and
 ``fail_open_writes`` (order writes), and a warning is logged at most every 10 s per scope.
@@ -45,6 +54,23 @@ log = logging.getLogger("gateway.access.ratelimit")
 Headers = list[tuple[bytes, bytes]]
 POLICY_NAME = "key"
 _WARN_EVERY_SECONDS = 10.0
+LEASE_SECONDS = 1.0
+MAX_LEASE = 1000
+
+
+def lease_size(rate: RateLimit) -> int:
+    """Tokens one Redis call may take for a key: a quarter-second of its rate."""
+    per_second = rate.limit / rate.period_seconds
+    return max(1, min(MAX_LEASE, int(per_second / 4), rate.burst))
+
+
+class _Lease:
+    __slots__ = ("decision", "expires", "tokens")
+
+    def __init__(self, tokens: int, decision: Decision, expires: float) -> None:
+        self.tokens = tokens
+        self.decision = decision
+        self.expires = expires
 
 
 class DecisionBatcher:
@@ -120,6 +146,55 @@ class ResellerLimiter:
         self._fail_open_reads = settings.fail_open_reads
         self._fail_open_writes = settings.fail_open_writes
         self._last_warning: dict[str, float] = {}
+        self._leases: dict[str, _Lease] = {}
+        self._refills: dict[str, asyncio.Future[None]] = {}
+
+    async def _leased(self, key: str, rate: RateLimit, size: int) -> tuple[Decision, int]:
+        """A decision for one request from this instance's lease, refilled from Redis
+        when empty or expired; (decision, tokens still held after this request).
+
+        Concurrent requests that find the lease empty wait for the one refill in flight
+        (all woken at once by a shared future, not one by one as with a lock) instead of
+        each taking a lease of their own; a refill that lands while tokens are still held
+        adds to them, so no token is stranded."""
+        taken = self._take(key)
+        if taken is not None:
+            return taken
+        pending = self._refills.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+            taken = self._take(key)
+            if taken is not None:
+                return taken
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._refills[key] = done
+        try:
+            now = time.monotonic()
+            decision = await self._limiter.decide(key, rate, mode="deny", cost=size)
+            if not decision.allowed:
+                # Not enough budget for a whole lease: exact one-by-one decisions.
+                return await self._limiter.decide(key, rate, mode="deny"), 0
+            if len(self._leases) > 10_000:
+                self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
+            lease = self._leases.get(key)
+            if lease is not None and now < lease.expires:
+                lease.tokens += size - 1
+                lease.decision = decision
+                lease.expires = now + LEASE_SECONDS
+            else:
+                lease = self._leases[key] = _Lease(size - 1, decision, now + LEASE_SECONDS)
+            return decision, lease.tokens
+        finally:
+            if self._refills.get(key) is done:
+                del self._refills[key]
+            done.set_result(None)
+
+    def _take(self, key: str) -> tuple[Decision, int] | None:
+        lease = self._leases.get(key)
+        if lease is None or lease.tokens <= 0 or time.monotonic() >= lease.expires:
+            return None
+        lease.tokens -= 1
+        return lease.decision, lease.tokens
 
     async def check(self, credential: Credential, scope: str) -> Headers:
         """Count one request against the key; return the headers to send, or raise
@@ -127,13 +202,17 @@ class ResellerLimiter:
         rate = credential.rate
         try:
             key = self._keys.reseller_rate(credential.key.id)
-            if self._batcher is not None:
+            held = 0
+            size = lease_size(rate)
+            if size > 1:
+                decision, held = await self._leased(key, rate, size)
+            elif self._batcher is not None:
                 decision = await self._batcher.decide(key, rate)
             else:
                 decision = await self._limiter.decide(key, rate, mode="deny")
         except (RedisError, OSError) as exc:
             return self._unavailable(credential, scope, exc)
-        remaining = max(0, decision.remaining)
+        remaining = max(0, decision.remaining) + held
         reset_in = max(1, math.ceil(decision.reset_seconds))
         headers: Headers = [
             *policy_headers(rate.limit),

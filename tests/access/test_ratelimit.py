@@ -12,6 +12,8 @@ import redis.asyncio as aioredis
 from access_routes import ROUTES, MakeGateway
 from prometheus_client import REGISTRY
 
+from adapters.ratelimit import RateLimit
+from gateway.access.ratelimit import lease_size
 from gateway.access.service import Access
 from gateway.access.testing import issue_key, serve_in_process
 from gateway.app import create_app
@@ -136,7 +138,8 @@ async def test_redis_unavailable_fails_open_or_closed_as_configured(
 async def test_admission_costs_one_redis_round_trip(
     make_gateway: MakeGateway, redis_url: str
 ) -> None:
-    """Cached authentication + one EVALSHA: count commands the limiter's client sends."""
+    """Cached authentication + at most one EVALSHA per request (fewer when the key's rate
+    is high enough to lease several tokens per call): count what the limiter sends."""
     counted = aioredis.Redis.from_url(redis_url)
     sent: list[str] = []
     original = counted.execute_command
@@ -158,4 +161,43 @@ async def test_admission_costs_one_redis_round_trip(
             response = await client.get("/v1/test/whoami", headers=caller.headers)
             assert response.status_code == 200
     await counted.aclose()
-    assert sent == ["EVALSHA"] * 10
+    assert set(sent) == {"EVALSHA"}
+    expected = -(-10 // lease_size(caller_rate(gw)))  # ceil: one call per lease
+    assert len(sent) == expected, sent
+
+
+def caller_rate(gw: object) -> RateLimit:
+    limit = gw.settings.access.default_rate_limit  # type: ignore[attr-defined]
+    return RateLimit(limit=limit, period_seconds=60, burst=limit)
+
+
+async def test_leases_never_admit_more_than_the_limit_across_instances(
+    make_gateway: MakeGateway,
+) -> None:
+    """1,200/min (a lease of 5 tokens per Redis call) across three instances: 1,300 quick
+    requests admit at most the bucket plus its refill, and lose at most one lease per
+    instance to tokens still held when the test stops."""
+    instances = [await make_gateway() for _ in range(3)]
+    caller = await issue_key(instances[0], rate_limit=1200)
+    assert lease_size(RateLimit(limit=1200, period_seconds=60, burst=1200)) == 5
+    apps = [create_app(gateway=gw, extra_routes=ROUTES) for gw in instances]
+    async with (
+        serve_in_process(apps[0]) as a,
+        serve_in_process(apps[1]) as b,
+        serve_in_process(apps[2]) as c,
+    ):
+        clients = [a, b, c]
+
+        async def call(i: int) -> int:
+            response = await clients[i % 3].get("/v1/test/whoami", headers=caller.headers)
+            return response.status_code
+
+        started = time.monotonic()
+        statuses: list[int] = []
+        for start in range(0, 1300, 100):
+            statuses += await asyncio.gather(*(call(i) for i in range(start, start + 100)))
+        elapsed = time.monotonic() - started
+    admitted = statuses.count(200)
+    assert statuses.count(200) + statuses.count(429) == 1300
+    refill = int(elapsed * 1200 / 60) + 1
+    assert 1200 - 3 * 5 <= admitted <= 1200 + refill, (admitted, elapsed)
