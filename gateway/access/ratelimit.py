@@ -24,7 +24,7 @@ spends it locally for at most ``LEASE_SECONDS``. Tokens are taken from the share
 before they are spent, so instances together never admit more than the limit; an
 instance that stops receiving a key's traffic loses what it still holds (a brief
 under-admission of at most a quarter-second of that key's rate per instance). Keys below
-240 requests/min lease one token at a time, i.e. every request asks Redis, exactly as
+480 requests/min lease one token at a time, i.e. every request asks Redis, exactly as
 without leases. ``X-RateLimit-Remaining`` counts held tokens as remaining.
 
 When Redis cannot answer, requests are admitted (fail open) or refused with 503 (fail
