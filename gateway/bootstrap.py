@@ -18,6 +18,8 @@ from gateway.settings import Settings
 from gateway.store import connect
 from gateway.suppliers import build_adapters
 
+log = logging.getLogger("gateway")
+
 
 @dataclass
 class Gateway:
@@ -52,13 +54,9 @@ class Gateway:
             done, _ = await asyncio.wait({task}, timeout=limit)
             if not done:
                 task.cancel()
-                logging.getLogger("gateway").warning(
-                    "service %s did not stop within %.0f s; leaving it", name, limit
-                )
+                log.warning("service %s did not stop within %.0f s; leaving it", name, limit)
             elif task.exception() is not None:
-                logging.getLogger("gateway").warning(
-                    "service %s failed while stopping: %r", name, task.exception()
-                )
+                log.warning("service %s failed while stopping: %r", name, task.exception())
 
     async def aclose(self) -> None:
         await self.stop()
