@@ -238,7 +238,9 @@ async def test_200_orders_through_faults_none_lost_none_bought_twice(
         for part in order.parts:
             bought = counts[part.supplier][part.reference]
             if part.state in (PartState.DELIVERED, PartState.PARTIALLY_DELIVERED):
-                assert bought == 1, f"{part.reference} delivered without a purchase at {part.supplier}"
+                assert bought == 1, (
+                    f"{part.reference} delivered without a purchase at {part.supplier}"
+                )
             elif part.state is PartState.REVIEW:
                 assert bought <= 1
                 held[f"{part.supplier}:{part.review_reason}:{part.last_error}"] += 1
