@@ -186,7 +186,8 @@ class OrderSettings(_Section):
         default=60.0,
         gt=0,
         description="A part held with an unknown outcome is looked up by reference again "
-        "after this long (doubling); found, it continues; never re-sent automatically.",
+        "after this long (doubling); found, it continues; confirmed absent, it is sent "
+        "again under the same reference; still unknown, it waits for an operator.",
     )
     review_reconcile_attempts: int = Field(
         default=3, ge=0, description="Automatic look-ups of a held part (0: none)."
