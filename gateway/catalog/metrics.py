@@ -28,7 +28,7 @@ SYNC_DURATION = Histogram(
 )
 SYNC_LAST_SUCCESS = Gauge(
     "gateway_catalog_sync_last_success_timestamp_seconds",
-    "Unix time of the last successful sync run by this instance.",
+    "Unix time of the last successful sync by any instance (from the status in Redis).",
     ["supplier"],
     multiprocess_mode="mostrecent",
 )

@@ -189,13 +189,22 @@ class CatalogSync:
     # ------------------------------------------------------------------ status
 
     async def status(self) -> SyncStatus:
+        """The stored status; it also sets this process's last-success gauge.
+
+        The gauge follows the shared status rather than the syncs this process ran: after
+        a restart while syncs keep failing, no instance would otherwise report a last
+        success at all, and the staleness alert would stay silent. Every instance reads
+        the status here (its sync loop at start, before and after each attempt)."""
         keys = self.store.keys
         pipe = self.store.redis.pipeline(transaction=False)
         pipe.hgetall(keys.catalog_status(self.supplier))
         pipe.get(keys.catalog_current(self.supplier))
         pipe.exists(keys.catalog_lock(self.supplier))
         raw, current, locked = await pipe.execute()
-        return SyncStatus.from_redis(self.supplier, raw or {}, current, locked)
+        status = SyncStatus.from_redis(self.supplier, raw or {}, current, locked)
+        if status.last_success_at is not None:
+            metrics.SYNC_LAST_SUCCESS.labels(self.supplier).set(status.last_success_at)
+        return status
 
     def due_in(self, status: SyncStatus) -> float:
         """Seconds until the next sync is due (0: now). Measured from the last attempt by
@@ -306,7 +315,6 @@ class CatalogSync:
             return report
         report.outcome = "published"
         metrics.SYNC_DURATION.labels(self.supplier).observe(report.duration_seconds)
-        metrics.SYNC_LAST_SUCCESS.labels(self.supplier).set(self._clock())
         log.info(
             "catalog sync of %s published version %s: %s products, %s pages, %.1fs",
             self.supplier,
