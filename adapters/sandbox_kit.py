@@ -11,18 +11,26 @@ faults the same way for every supplier:
 * ``POST /_sandbox/reset`` clears faults, rate-limit windows, stats (not orders).
 
 Control endpoints bypass authentication, rate limits and faults.
+
+It also holds the request plumbing every sandbox needs and no upstream documents
+differently: ``ApiError`` raised by handlers, the exception handlers that render it (and
+routing errors, and crashes), bounded integer query parameters and JSON bodies. What *is*
+the upstream's own (its error JSON, codes and messages) is always passed in: one upstream's
+error shape must never leak into another's simulator.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -146,6 +154,109 @@ class SandboxControl:
 ErrorBody = Callable[[int, str, str], dict[str, Any]]
 """(status, upstream error code, message) → the upstream's own error JSON."""
 
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+Default = TypeVar("Default", int, None)
+
+
+class ApiError(Exception):
+    """Raised by handlers; ``error_handlers`` renders it in the upstream's error shape, so a
+    check deep in a handler can answer without threading a response back up."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(
+    error_body: ErrorBody,
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    return JSONResponse(error_body(status, code, message), status, headers=headers)
+
+
+def error_handlers(
+    error_body: ErrorBody,
+    *,
+    route_errors: Mapping[int, tuple[str, str]],
+    http_error_code: str,
+    server_error_code: str,
+    server_error_headers: Callable[[], Mapping[str, str]] | None = None,
+) -> dict[Any, Handler]:
+    """Exception handlers answering every error in the upstream's shape, never Starlette's
+    plain text (a client that parses errors must meet the real shape in tests too).
+
+    ``route_errors``: status (404, 405) → (code, message template; ``{method}`` and
+    ``{path}`` are filled in); any other ``HTTPException`` answers ``http_error_code`` with
+    its detail. ``server_error_headers``: for headers a middleware would have added, since
+    a crash is answered outside every middleware."""
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(error_body, exc.status, exc.code, exc.message)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        status = exc.status_code
+        if status in route_errors:
+            code, template = route_errors[status]
+            message = template.format(method=request.method, path=request.url.path)
+        else:
+            code, message = http_error_code, str(exc.detail)
+        return error_response(error_body, status, code, message)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        headers = server_error_headers() if server_error_headers is not None else None
+        return error_response(error_body, 500, server_error_code, "Internal server error", headers)
+
+    return {ApiError: api_error, HTTPException: http_error, Exception: server_error}
+
+
+def int_param(
+    params: Mapping[str, str],
+    name: str,
+    default: Default,
+    low: int,
+    high: int | None,
+    *,
+    invalid: Callable[[str, int, int | None], ApiError],
+    parse: Callable[[str], int] = int,
+) -> int | Default:
+    """Query parameter ``name`` as an integer in ``low..high`` (``None``: unbounded), or
+    ``default`` when absent. Upstreams differ in what they accept as an integer (``parse``
+    raises ``ValueError`` to refuse) and in how they say no (``invalid(name, low, high)``)."""
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = parse(raw)
+    except ValueError:
+        raise invalid(name, low, high) from None
+    if value < low or (high is not None and value > high):
+        raise invalid(name, low, high)
+    return value
+
+
+async def json_body(
+    request: Request, code: str, message: str, *, parse_float: Callable[[str], Any] | None = None
+) -> Any:
+    """The request body as JSON, or ``ApiError(400, code, message)`` when it is not JSON.
+    Its type is left to the caller: upstreams check it at different points."""
+    try:
+        return json.loads(await request.body(), parse_float=parse_float)
+    except ValueError as exc:
+        raise ApiError(400, code, message) from exc
+
+
+def client_ip(scope: Scope) -> str:
+    """The caller's address: what IP rate limits and allowlists count."""
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
 
 class SandboxMiddleware:
     """Applies rate limits and faults to every non-control request, in the upstream's
@@ -223,7 +334,7 @@ class SandboxMiddleware:
         await self.app(scope, receive, send_with_headers)
 
     def _error(self, status: int, code: str, message: str, headers: dict[str, str]) -> Response:
-        return JSONResponse(self.error_body(status, code, message), status, headers=headers)
+        return error_response(self.error_body, status, code, message, headers)
 
 
 class DropConnection(Response):
@@ -254,7 +365,7 @@ def after_commit(control: SandboxControl, error_body: ErrorBody, code: str) -> R
         return DropConnection()
     if control.roll(faults.error_after_commit_rate):
         control.stats["errors"] += 1
-        return JSONResponse(error_body(500, code, "Internal server error"), 500)
+        return error_response(error_body, 500, code, "Internal server error")
     return None
 
 

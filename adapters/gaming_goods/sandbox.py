@@ -39,7 +39,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -49,11 +48,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from adapters.gaming_goods.catalog_data import PRODUCT_NAMESPACE, CatalogProduct, generate_catalog
 from adapters.sandbox_kit import (
     CONTROL_PREFIX,
+    ApiError,
     RateRule,
     SandboxControl,
     SandboxMiddleware,
     after_commit,
+    client_ip,
     control_routes,
+    error_handlers,
+    error_response,
+    int_param,
+    json_body,
 )
 
 SANDBOX_API_KEY = "pk_test_gaming_goods_sandbox"
@@ -70,20 +75,6 @@ _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 def error_body(status: int, code: str, message: str) -> dict[str, Any]:
     """The platform's one error shape (``status`` is carried by the response itself)."""
     return {"error": {"code": code, "message": message}}
-
-
-class ApiError(Exception):
-    """Raised by handlers; rendered in the platform's error shape."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _fail(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(status, code, message), status)
 
 
 def _iso(timestamp: float) -> str:
@@ -222,11 +213,7 @@ class GamingGoodsSandbox:
     # -------------------------------------------------------------- orders
 
     async def checkout(self, request: Request) -> Response:
-        raw = await request.body()
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise ApiError(400, "invalid_request", "Request body must be JSON") from None
+        body = await json_body(request, "invalid_request", "Request body must be JSON")
         key = request.headers.get("idempotency-key")
         if key is not None and not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise ApiError(
@@ -352,24 +339,16 @@ class GamingGoodsSandbox:
 
 
 def _page(request: Request) -> tuple[int, int]:
+    params = request.query_params
     return (
-        _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT),
-        _int_param(request, "offset", 0, 0, None),
+        int_param(params, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT, invalid=_invalid_param),
+        int_param(params, "offset", 0, 0, None, invalid=_invalid_param),
     )
 
 
-def _int_param(request: Request, name: str, default: int, low: int, high: int | None) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = None
-    if value is None or value < low or (high is not None and value > high):
-        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
-        raise ApiError(400, "invalid_request", f"Parameter '{name}' must be an integer {bounds}")
-    return value
+def _invalid_param(name: str, low: int, high: int | None) -> ApiError:
+    bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+    return ApiError(400, "invalid_request", f"Parameter '{name}' must be an integer {bounds}")
 
 
 class _ApiKeyGate:
@@ -384,27 +363,9 @@ class _ApiKeyGate:
             given = dict(scope["headers"]).get(b"x-api-key", b"")
             if not given or not hmac.compare_digest(given, self.api_key):
                 message = "Missing X-API-Key header" if not given else "Invalid API key"
-                await _fail(401, "unauthorized", message)(scope, receive, send)
+                await error_response(error_body, 401, "unauthorized", message)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
-
-
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return _fail(exc.status, exc.code, exc.message)
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        return _fail(404, "not_found", f"No endpoint {request.method} {request.url.path}")
-    if exc.status_code == 405:
-        return _fail(405, "method_not_allowed", f"{request.method} is not allowed here")
-    return _fail(exc.status_code, "invalid_request", str(exc.detail))
-
-
-async def _server_error(request: Request, exc: Exception) -> Response:
-    return _fail(500, "internal_error", "Internal server error")
 
 
 def create_sandbox(
@@ -463,17 +424,21 @@ def create_sandbox(
                 control=control,
                 error_body=error_body,
                 bucket_for=lambda request: RATE_BUCKET,
-                client_for=lambda request: request.client.host if request.client else "unknown",
+                client_for=lambda request: client_ip(request.scope),
                 rate_limited_code="rate_limited",
                 server_error_code="internal_error",
             ),
             Middleware(_ApiKeyGate, api_key=api_key),
         ],
-        exception_handlers={
-            ApiError: _api_error,
-            HTTPException: _http_error,
-            Exception: _server_error,
-        },
+        exception_handlers=error_handlers(
+            error_body,
+            route_errors={
+                404: ("not_found", "No endpoint {method} {path}"),
+                405: ("method_not_allowed", "{method} is not allowed here"),
+            },
+            http_error_code="invalid_request",
+            server_error_code="internal_error",
+        ),
     )
     app.state.control = control
     app.state.sandbox = state

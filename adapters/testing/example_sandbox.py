@@ -20,6 +20,7 @@ import secrets
 import time
 import uuid
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from starlette.applications import Starlette
@@ -34,6 +35,7 @@ from adapters.sandbox_kit import (
     SandboxMiddleware,
     after_commit,
     control_routes,
+    error_response,
 )
 
 API_KEY = "example-sandbox-key"
@@ -47,8 +49,7 @@ def error_body(status: int, code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(error_body(status, code, message), status)
+_error = partial(error_response, error_body)
 
 
 def generate_catalog(size: int, seed: int) -> list[dict[str, Any]]:

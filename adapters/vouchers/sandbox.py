@@ -39,10 +39,12 @@ from starlette.routing import Route
 
 from adapters.sandbox_kit import (
     CONTROL_PREFIX,
+    ApiError,
     RateRule,
     SandboxControl,
     SandboxMiddleware,
     after_commit,
+    client_ip,
     control_routes,
 )
 from adapters.vouchers.catalog_data import (
@@ -52,11 +54,9 @@ from adapters.vouchers.catalog_data import (
     generate_catalog,
 )
 from adapters.vouchers.sandbox_http import (
-    ApiError,
     IpAllowlistMiddleware,
     RequestIdMiddleware,
     choice,
-    client_ip,
     error_body,
     error_handlers,
     int_param,
@@ -282,8 +282,8 @@ class VoucherSandbox:
     async def list_products(self, request: Request) -> Response:
         self._client(request)
         params = request.query_params
-        page = int_param(params, "page", 1, 1, 10**9) or 1
-        limit = int_param(params, "limit", 10, 1, 500) or 10
+        page = int_param(params, "page", 1, 1, 10**9)
+        limit = int_param(params, "limit", 10, 1, 500)
         country_id = int_param(params, "country_id", None, 1, 10**9)
         currency_id = int_param(params, "currency_id", None, 1, 10**9)
         sort_by = choice(params, "sort_by", "name", ("name", "category"))
@@ -423,8 +423,8 @@ class VoucherSandbox:
     async def list_orders(self, request: Request) -> Response:
         client_id = self._client(request)
         params = request.query_params
-        page = int_param(params, "page", 1, 1, 10**9) or 1
-        limit = int_param(params, "limit", 10, 1, 500) or 10
+        page = int_param(params, "page", 1, 1, 10**9)
+        limit = int_param(params, "limit", 10, 1, 500)
         status = params.get("status")
         reference = params.get("client_reference")
         if status is not None and status not in _STATUSES:

@@ -1,5 +1,7 @@
-"""HTTP plumbing of the voucher sandbox: the upstream's error shape, query and body
-parsing, pagination headers, ``X-Request-Id`` on every answer, and the IP allowlist.
+"""HTTP plumbing of the voucher sandbox: the upstream's error shape and codes, its rules
+for query and body parsing, pagination headers, ``X-Request-Id`` on every answer, and the
+IP allowlist. The supplier-neutral parts live in ``adapters.sandbox_kit``; this module
+binds them to what the voucher documents say.
 
 Kept apart from ``sandbox.py`` so that file holds only what the supplier *does*.
 """
@@ -7,20 +9,25 @@ Kept apart from ``sandbox.py`` so that file holds only what the supplier *does*.
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.sandbox_kit import CONTROL_PREFIX
+from adapters import sandbox_kit
+from adapters.sandbox_kit import (
+    CONTROL_PREFIX,
+    ApiError,
+    Default,
+    Handler,
+    client_ip,
+    error_response,
+)
 
 _ERROR_NAMES = {
     "VALIDATION_FAILURE": "ValidationError",
@@ -40,27 +47,24 @@ def error_body(status: int, code: str, message: str) -> dict[str, Any]:
     return {"error": {"name": _ERROR_NAMES.get(code, "Error"), "code": code, "message": message}}
 
 
-class ApiError(Exception):
-    """Raised by handlers; rendered in the upstream's error shape."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
 def invalid_query() -> ApiError:
     return ApiError(400, "BAD_REQUEST", "Invalid query parameters")
 
 
-def int_param(
-    params: Mapping[str, str], name: str, default: int | None, low: int, high: int
-) -> int | None:
-    raw = params.get(name)
-    if raw is None:
-        return default
-    if not _POSITIVE_INT.match(raw) or not low <= int(raw) <= high:
-        raise invalid_query()
+def _digits(raw: str) -> int:
+    """Plain digits, as the strictest reading of the documented integers (``int`` alone
+    would also take a sign, spaces and underscores)."""
+    if not _POSITIVE_INT.match(raw):
+        raise ValueError(raw)
     return int(raw)
+
+
+def int_param(
+    params: Mapping[str, str], name: str, default: Default, low: int, high: int
+) -> int | Default:
+    return sandbox_kit.int_param(
+        params, name, default, low, high, invalid=lambda *_: invalid_query(), parse=_digits
+    )
 
 
 def choice(params: Mapping[str, str], name: str, default: str, allowed: Iterable[str]) -> str:
@@ -91,10 +95,9 @@ def page_headers(page: int, limit: int, total: int, size: int) -> dict[str, str]
 
 async def json_object(request: Request) -> dict[str, Any]:
     """The body as a JSON object, decimals kept exact (``parse_float=Decimal``)."""
-    try:
-        body = json.loads(await request.body(), parse_float=Decimal)
-    except ValueError as exc:
-        raise ApiError(400, "VALIDATION_FAILURE", "Request body must be valid JSON") from exc
+    body = await sandbox_kit.json_body(
+        request, "VALIDATION_FAILURE", "Request body must be valid JSON", parse_float=Decimal
+    )
     if not isinstance(body, dict):
         raise ApiError(400, "VALIDATION_FAILURE", "Request body must be a JSON object")
     return body
@@ -110,11 +113,6 @@ def number(value: Any) -> Decimal | None:
     if isinstance(value, Decimal) and value.is_finite():
         return value
     return None
-
-
-def client_ip(scope: Scope) -> str:
-    client = scope.get("client")
-    return client[0] if client else "unknown"
 
 
 class RequestIdMiddleware:
@@ -166,33 +164,21 @@ class IpAllowlistMiddleware:
             and not scope["path"].startswith(CONTROL_PREFIX)
             and not self._allowed(client_ip(scope))
         ):
-            body = error_body(403, "FORBIDDEN", "IP address not authorized")
-            await JSONResponse(body, 403)(scope, receive, send)
+            forbidden = error_response(error_body, 403, "FORBIDDEN", "IP address not authorized")
+            await forbidden(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
-def error_handlers() -> dict[Any, Callable[..., Any]]:
-    async def api_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, ApiError)
-        return JSONResponse(error_body(exc.status, exc.code, exc.message), exc.status)
-
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        if exc.status_code == 405:
-            return JSONResponse(error_body(405, "BAD_REQUEST", "Method not allowed"), 405)
-        if exc.status_code == 404:
-            return JSONResponse(error_body(404, "NOT_FOUND", "Route not found"), 404)
-        return JSONResponse(
-            error_body(exc.status_code, "BAD_REQUEST", str(exc.detail)), exc.status_code
-        )
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        # Outside the request-id middleware: give the answer an id of its own.
-        return JSONResponse(
-            error_body(500, "INTERNAL_SERVER_ERROR", "Internal server error"),
-            500,
-            headers={"X-Request-Id": uuid.uuid4().hex},
-        )
-
-    return {ApiError: api_error, HTTPException: http_error, Exception: server_error}
+def error_handlers() -> dict[Any, Handler]:
+    return sandbox_kit.error_handlers(
+        error_body,
+        route_errors={
+            404: ("NOT_FOUND", "Route not found"),
+            405: ("BAD_REQUEST", "Method not allowed"),
+        },
+        http_error_code="BAD_REQUEST",
+        server_error_code="INTERNAL_SERVER_ERROR",
+        # A crash is answered outside the request-id middleware: give it an id of its own.
+        server_error_headers=lambda: {"X-Request-Id": uuid.uuid4().hex},
+    )
