@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # ISO 4217 currencies whose minor unit is not 1/100. Everything else has exponent 2.
 _EXPONENTS: dict[str, int] = {
@@ -95,6 +95,10 @@ class Variant(_Model):
     A fixed variant has ``face_value`` (voucher) or neither face field (game key); a range
     variant has ``face_min``/``face_max`` and takes its face value at order time, when its
     cost is ``face × (1 − discount_percent / 100)`` rounded up.
+
+    Shapes that would make that rule ambiguous are refused when the variant is built (see
+    ``_one_shape``): the adapters never produce them, so one can only be a mapping bug,
+    and it is better caught there than priced two different ways downstream.
     """
 
     id: str
@@ -107,9 +111,87 @@ class Variant(_Model):
     face_max: Money | None = None
     discount_percent: Decimal | None = None
 
+    @model_validator(mode="after")
+    def _one_shape(self) -> Variant:
+        """Refuse the shapes on which the listing's price and the ordering's price could
+        disagree (a range with a fixed ``cost``, with one bound, reversed bounds...) or
+        which no price should come from (a negative amount, a discount outside 0..100)."""
+        # Runs for every variant of every snapshot decoded (hundreds of thousands on an
+        # index rebuild), hence the plain branches rather than a loop over the fields.
+        low, high, cost, face = self.face_min, self.face_max, self.cost, self.face_value
+        if low is not None or high is not None:
+            if low is None or high is None:
+                raise ValueError("a range variant needs both face_min and face_max")
+            if cost is not None:
+                raise ValueError(
+                    "a range variant has no fixed cost: it is priced from the face value "
+                    "chosen (face × (1 − discount_percent / 100))"
+                )
+            if face is not None:
+                raise ValueError("a variant has either face_value or face_min/face_max")
+            if low.currency != high.currency:
+                raise ValueError(f"face_min is in {low.currency} but face_max in {high.currency}")
+            if low.amount < 0:
+                raise ValueError(f"face_min {low.amount} {low.currency} is negative")
+            if low.amount > high.amount:
+                raise ValueError(f"face_min {low.amount} is above face_max {high.amount}")
+        else:
+            if cost is not None and cost.amount < 0:
+                raise ValueError(f"cost {cost.amount} {cost.currency} is negative")
+            if face is not None and face.amount < 0:
+                raise ValueError(f"face_value {face.amount} {face.currency} is negative")
+        discount = self.discount_percent
+        if discount is not None and not 0 <= discount <= 100:
+            raise ValueError(f"discount_percent {discount} is outside 0..100")
+        return self
+
     @property
     def is_range(self) -> bool:
         return self.face_min is not None and self.face_max is not None
+
+    def unit_cost(self, face: Money | None = None) -> Money | None:
+        """What one unit costs the gateway: the supplier's ``cost`` when it states one,
+        else the face value less ``discount_percent`` (none meaning none), rounded up by
+        :func:`discounted_cost`.
+
+        The one place this rule lives, because the catalog lists prices from it and the
+        orders service charges from it: written twice, the two drifted apart on shapes
+        neither expected, and a reseller could be charged other than what was listed.
+
+        A range variant is costed at ``face``, the face value chosen: the reseller's when
+        ordering, ``face_min`` for the catalog's "from" price. Without one it has no cost
+        (None), like a fixed variant with neither ``cost`` nor ``face_value``. A face
+        outside the range, or one given to a fixed variant other than its own face value,
+        raises ``ValueError``: callers check what the reseller sent before asking, so this
+        is a bug, and pricing it anyway could sell below cost.
+        """
+        if self.is_range:
+            low, high = self.face_min, self.face_max
+            assert low is not None and high is not None  # is_range
+            if face is None:
+                return None
+            if face.currency != low.currency or not low.amount <= face.amount <= high.amount:
+                raise ValueError(
+                    f"face {face.amount} {face.currency} is outside {low.amount}..{high.amount}"
+                    f" {low.currency}"
+                )
+            return Money(
+                amount=discounted_cost(face.amount, self.discount_percent or 0),
+                currency=face.currency,
+            )
+        if face is not None and face != self.face_value:
+            raise ValueError(
+                f"face {face.amount} {face.currency} given for a fixed variant: it is "
+                "costed at its own face value"
+            )
+        if self.cost is not None:
+            return self.cost
+        if self.face_value is not None:
+            return Money(
+                amount=discounted_cost(self.face_value.amount, self.discount_percent or 0),
+                currency=self.face_value.currency,
+            )
+        return None
 
 
 class Product(_Model):

@@ -9,10 +9,10 @@ Attributes the index also filters on (supplier, brand, category, country, curren
 not in the tuple: the index keeps them as value numbers per document and passes their
 labels in when rendering.
 
-Prices: a variant's cost is its ``cost``; without one, its face value less its discount
-(``discounted_cost(face_value, discount)``, no discount meaning none); a range variant
-costs the same at its smallest face value (``face_min``). This is the rule of the detail
-renderer (``gateway/catalog/render.py``): list and detail prices must agree.
+Prices: a variant's cost is ``Variant.unit_cost``, the rule orders are charged by too (its
+``cost``; without one, its face value less its discount); a range variant is listed at its
+smallest face value (``face_min``). The detail renderer (``gateway/catalog/render.py``)
+prices through ``variant_cost`` as well: list and detail prices must agree.
 A product's cost is its cheapest variant's in the product's currency (variants priced
 in another currency are not compared); the reseller price applies one markup rule to it.
 """
@@ -23,7 +23,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from adapters.models import DeliveryMode, DeliveryTime, Product, Variant, discounted_cost
+from adapters.models import DeliveryMode, DeliveryTime, Product, Variant
 from gateway.pricing import MarkupRule
 
 MoneyPair = tuple[int, str]
@@ -40,23 +40,14 @@ Record = tuple[Any, ...]
 
 
 def variant_cost(variant: Variant) -> MoneyPair | None:
-    """What one unit of ``variant`` costs the gateway (a range: at its smallest face);
-    None when it has no usable cost (none given, a negative one, a discount outside
-    0..100): such a variant is shown without a price rather than break the catalog."""
-    try:
-        pair = _variant_cost(variant)
-    except ValueError:
-        return None
-    return None if pair is None or pair[0] < 0 else pair
+    """What one unit of ``variant`` costs the gateway, None when it has no cost.
 
-
-def _variant_cost(variant: Variant) -> MoneyPair | None:
-    if variant.cost is not None:
-        return variant.cost.amount, variant.cost.currency
-    face = variant.face_value or variant.face_min
-    if face is None:
-        return None
-    return discounted_cost(face.amount, variant.discount_percent or 0), face.currency
+    A range is listed at its smallest face: the cheapest a reseller can buy it for, so
+    the product's "from" price never overstates. Malformed costs (negative, a discount
+    outside 0..100) need no guard here: ``Variant`` refuses them when it is built.
+    """
+    cost = variant.unit_cost(variant.face_min)
+    return None if cost is None else (cost.amount, cost.currency)
 
 
 def product_cost(product: Product) -> int | None:

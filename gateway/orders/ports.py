@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from adapters.models import Money, Product, Variant, discounted_cost
+from adapters.models import Money, Product, Variant
 from gateway.pricing import MarkupRule, PriceList
 
 
@@ -69,8 +69,9 @@ def product_id_of(variant_id: str) -> str:
 
 class PricedCatalog:
     """A ``CatalogLookup`` over any product finder, priced exactly like the catalog's own
-    rendering: supplier cost (a range variant: its chosen face value less the discount,
-    rounded up) plus the markup rule resolved by supplier and unified category."""
+    rendering: supplier cost by ``Variant.unit_cost``, the rule the catalog lists by (a
+    range variant at its chosen face value, which validation has already checked lies in
+    its range), plus the markup rule resolved by supplier and unified category."""
 
     def __init__(
         self,
@@ -103,26 +104,12 @@ class PricedCatalog:
         face_value: Money | None,
         markup: MarkupRule | None,
     ) -> Money | None:
-        cost = _unit_cost(variant, face_value)
+        cost = variant.unit_cost(face_value)
         if cost is None:
             return None
         category = self._taxonomy(product.supplier, product.category)
         rule = self._prices.rule_for(product.supplier, category, markup)
         return Money(amount=rule.apply(cost.amount), currency=cost.currency)
-
-
-def _unit_cost(variant: Variant, face_value: Money | None) -> Money | None:
-    if variant.is_range:
-        if face_value is None:
-            return None
-        amount = discounted_cost(face_value.amount, variant.discount_percent or 0)
-        return Money(amount=amount, currency=face_value.currency)
-    if variant.cost is not None:
-        return variant.cost
-    if variant.face_value is not None:
-        amount = discounted_cost(variant.face_value.amount, variant.discount_percent or 0)
-        return Money(amount=amount, currency=variant.face_value.currency)
-    return None
 
 
 class NoWebhooks:
