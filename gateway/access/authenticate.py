@@ -2,8 +2,11 @@
 
 Look-ups are cached in-process (``cachetools.TTLCache``) for ``key_cache_seconds``,
 including "no such key" answers, so neither a busy reseller nor a flood of made-up keys
-costs a Redis call per request. The key itself is checked against the cached digest on
-every request, so the cache never admits a wrong key.
+costs a Redis call per request. A presented key is checked against the stored digest
+(SHA-256, constant-time comparison) the first time; once it matched, the exact key is
+remembered for the same ``key_cache_seconds``, so a busy reseller's requests skip the
+parse and the hash (the process holds the key in memory while serving the request
+anyway; only keys that matched are kept, so made-up keys cannot fill it).
 
 Revocation: a revoked key, an expired one or a disabled reseller is written to Redis by
 the CLI; every instance re-reads the record when its cache entry expires, so the change
@@ -30,6 +33,7 @@ from gateway.access.store import KeyStore
 from gateway.api.errors import ApiError
 
 _REALM = 'Bearer realm="gateway"'
+_UNKNOWN = object()  # not in the cache (``None`` there means "no such key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,7 @@ class Credential:
     rate: RateLimit
     allowed_ips: tuple[IPNetwork, ...]
     expires_at: float | None  # Unix time
+    loaded_at: float  # time.monotonic() when read from the store
 
 
 class Authenticator:
@@ -55,9 +60,28 @@ class Authenticator:
     ) -> None:
         self._store = store
         self._default_rate_limit = default_rate_limit
+        self._cache_seconds = cache_seconds
+        self._cache_size = cache_size
         self._cache: TTLCache[str, Credential | None] | None = (
             TTLCache(maxsize=cache_size, ttl=cache_seconds) if cache_seconds > 0 else None
         )
+        # Keys that matched, to the credential they matched: an entry is used only while
+        # that credential is fresh (``loaded_at``), so revocation lags no more than the
+        # look-up cache says.
+        self._verified: dict[str, Credential] = {}
+
+    def known(self, token: str | None) -> Credential | None:
+        """The credential of a key that matched recently and may still be used, answered
+        from memory without a coroutine (the hot path of every request); ``None`` when
+        ``authenticate`` must decide, refusals included."""
+        credential = self._verified.get(token) if token else None
+        if (
+            credential is None
+            or time.monotonic() - credential.loaded_at >= self._cache_seconds
+            or _refusal(credential) is not None
+        ):
+            return None
+        return credential
 
     async def authenticate(self, token: str | None) -> Credential:
         """The credential of ``token``; ``ApiError`` 401/403/503 otherwise."""
@@ -69,21 +93,31 @@ class Authenticator:
                 "send your API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": _REALM},
             )
-        key_id = tokens.key_id_of(token)
-        credential = await self._credential(key_id) if key_id else None
-        if credential is None or not tokens.matches(token, credential.digest):
-            raise _invalid("the API key is not valid")
-        if credential.key.status != "active" or (
-            credential.expires_at is not None and time.time() >= credential.expires_at
-        ):
+        credential = self._verified.get(token)
+        if credential is None or time.monotonic() - credential.loaded_at >= self._cache_seconds:
+            key_id = tokens.key_id_of(token)
+            credential = await self._credential(key_id) if key_id else None
+            if credential is None or not tokens.matches(token, credential.digest):
+                raise _invalid("the API key is not valid")
+            if self._cache is not None:
+                if len(self._verified) >= self._cache_size:
+                    self._verified.clear()
+                self._verified[token] = credential
+        refusal = _refusal(credential)
+        if refusal == "revoked":
             raise _invalid("the API key has been revoked or has expired")
-        if not credential.reseller.active:
+        if refusal == "reseller_disabled":
             AUTH_FAILURES.labels("reseller_disabled").inc()
             raise ApiError(403, "reseller_disabled", "the reseller account is disabled")
         return credential
 
     def forget(self, key_id: str | None = None) -> None:
         """Drop cached look-ups (one key, or all), e.g. after a change made in-process."""
+        if key_id is None:
+            self._verified.clear()
+        else:
+            for token in [t for t, c in self._verified.items() if c.key.id == key_id]:
+                del self._verified[token]
         if self._cache is None:
             return
         if key_id is None:
@@ -92,8 +126,10 @@ class Authenticator:
             self._cache.pop(key_id, None)
 
     async def _credential(self, key_id: str) -> Credential | None:
-        if self._cache is not None and key_id in self._cache:
-            return self._cache[key_id]
+        if self._cache is not None:
+            cached = self._cache.get(key_id, _UNKNOWN)
+            if cached is not _UNKNOWN:
+                return cached  # type: ignore[return-value]
         try:
             loaded = await self._store.load(key_id)
         except (RedisError, OSError) as exc:
@@ -115,10 +151,22 @@ class Authenticator:
                 rate=RateLimit(limit=limit, period_seconds=60, burst=limit),
                 allowed_ips=tuple(stored.key.allowed_ips),
                 expires_at=stored.key.expires_at.timestamp() if stored.key.expires_at else None,
+                loaded_at=time.monotonic(),
             )
         if self._cache is not None:
             self._cache[key_id] = credential
         return credential
+
+
+def _refusal(credential: Credential) -> str | None:
+    """Why a key that matched may not be used now (``None``: it may)."""
+    if credential.key.status != "active" or (
+        credential.expires_at is not None and time.time() >= credential.expires_at
+    ):
+        return "revoked"
+    if not credential.reseller.active:
+        return "reseller_disabled"
+    return None
 
 
 def _invalid(message: str) -> ApiError:

@@ -38,6 +38,7 @@ import asyncio
 import logging
 import math
 import time
+from typing import NamedTuple
 
 from redis.exceptions import RedisError
 
@@ -71,6 +72,12 @@ class _Lease:
         self.tokens = tokens
         self.decision = decision
         self.expires = expires
+
+
+class _Plan(NamedTuple):
+    key: str  # the key's bucket in Redis
+    lease: int  # tokens per Redis call
+    policy: Headers  # what is known without Redis
 
 
 class DecisionBatcher:
@@ -148,6 +155,7 @@ class ResellerLimiter:
         self._last_warning: dict[str, float] = {}
         self._leases: dict[str, _Lease] = {}
         self._refills: dict[str, asyncio.Future[None]] = {}
+        self._plans: dict[tuple[str, int, float, int], _Plan] = {}
 
     async def _leased(self, key: str, rate: RateLimit, size: int) -> tuple[Decision, int]:
         """A decision for one request from this instance's lease, refilled from Redis
@@ -196,30 +204,49 @@ class ResellerLimiter:
         lease.tokens -= 1
         return lease.decision, lease.tokens
 
+    def _plan(self, credential: Credential) -> _Plan:
+        """The per-key constants of ``check``, worked out once per key and limit rather
+        than on every request."""
+        rate = credential.rate
+        cached = (credential.key.id, rate.limit, rate.period_seconds, rate.burst)
+        plan = self._plans.get(cached)
+        if plan is None:
+            if len(self._plans) > 10_000:
+                self._plans.clear()
+            plan = self._plans[cached] = _Plan(
+                self._keys.reseller_rate(credential.key.id),
+                lease_size(rate),
+                policy_headers(rate.limit),
+            )
+        return plan
+
+    def held(self, credential: Credential) -> Headers | None:
+        """The headers for one request admitted from this instance's lease, without a
+        coroutine (the hot path of a busy key); ``None`` when ``check`` must decide."""
+        plan = self._plan(credential)
+        if plan.lease <= 1:
+            return None
+        taken = self._take(plan.key)
+        if taken is None:
+            return None
+        return _headers(plan, *taken)
+
     async def check(self, credential: Credential, scope: str) -> Headers:
         """Count one request against the key; return the headers to send, or raise
         ``ApiError`` 429 (over the limit, headers attached) or 503 (fail closed)."""
         rate = credential.rate
+        plan = self._plan(credential)
         try:
-            key = self._keys.reseller_rate(credential.key.id)
             held = 0
-            size = lease_size(rate)
-            if size > 1:
-                decision, held = await self._leased(key, rate, size)
+            if plan.lease > 1:
+                decision, held = await self._leased(plan.key, rate, plan.lease)
             elif self._batcher is not None:
-                decision = await self._batcher.decide(key, rate)
+                decision = await self._batcher.decide(plan.key, rate)
             else:
-                decision = await self._limiter.decide(key, rate, mode="deny")
+                decision = await self._limiter.decide(plan.key, rate, mode="deny")
         except (RedisError, OSError) as exc:
             return self._unavailable(credential, scope, exc)
-        remaining = max(0, decision.remaining) + held
-        reset_in = max(1, math.ceil(decision.reset_seconds))
-        headers: Headers = [
-            *policy_headers(rate.limit),
-            (b"x-ratelimit-remaining", str(remaining).encode()),
-            (b"x-ratelimit-reset", str(math.ceil(time.time() + decision.reset_seconds)).encode()),
-            (b"ratelimit", f'"{POLICY_NAME}";r={remaining};t={reset_in}'.encode()),
-        ]
+        headers = _headers(plan, decision, held)
         if not decision.allowed:
             RATELIMIT_REJECTIONS.labels(scope).inc()
             retry_after = max(1, math.ceil(decision.wait_seconds))
@@ -253,6 +280,19 @@ class ResellerLimiter:
                 headers={"Retry-After": "1"},
             )
         return policy_headers(credential.rate.limit)
+
+
+def _headers(plan: _Plan, decision: Decision, held: int) -> Headers:
+    """The rate-limit headers of one answer (``held``: tokens this instance still holds,
+    counted as remaining)."""
+    remaining = max(0, decision.remaining) + held
+    reset_in = max(1, math.ceil(decision.reset_seconds))
+    return [
+        *plan.policy,
+        (b"x-ratelimit-remaining", str(remaining).encode()),
+        (b"x-ratelimit-reset", str(math.ceil(time.time() + decision.reset_seconds)).encode()),
+        (b"ratelimit", f'"{POLICY_NAME}";r={remaining};t={reset_in}'.encode()),
+    ]
 
 
 def policy_headers(limit: int) -> Headers:

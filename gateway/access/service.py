@@ -77,7 +77,8 @@ class Access:
                 api_key = value.decode("latin-1").strip()
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
-        credential = await self.authenticator.authenticate(bearer or api_key)
+        token = bearer or api_key
+        credential = self.authenticator.known(token) or await self.authenticator.authenticate(token)
         if credential.allowed_ips:
             peer = scope.get("client")
             address = client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
@@ -99,7 +100,10 @@ class Access:
                     f'scope="{required}"'
                 },
             )
-        return credential, await self.limiter.check(credential, required)
+        headers = self.limiter.held(credential)
+        if headers is None:
+            headers = await self.limiter.check(credential, required)
+        return credential, headers
 
 
 async def register_demo(store: KeyStore, token: str) -> None:

@@ -1,12 +1,26 @@
-"""The API's one face: request ids, the body-size limit and every error in one envelope.
+"""The front door: the one ASGI layer every HTTP request passes, and the API's one face.
 
-Errors become ``{"error": {"code", "message", "request_id"}}`` here and nowhere else:
+One layer rather than a stack (observability, request ids, body limit, error envelope,
+Starlette's two exception middlewares): each layer costs a call frame and a wrapped
+``send`` per request, and the catalog's throughput target counts microseconds. So
+``FrontDoor`` does, in one pass over the request headers:
 
-* ``ApiError`` (handlers, parsing, access checks) and Starlette's ``HTTPException``
-  (unknown route 404, wrong method 405 with ``Allow``) through ``EXCEPTION_HANDLERS``,
-  which the app installs in Starlette's ``ExceptionMiddleware``;
-* anything else by ``ApiFaceMiddleware``: logged with the request id and a traceback,
-  answered 500 ``internal_error`` with no detail.
+* the request id: the caller's ``X-Request-ID`` when well formed (1-128 characters of
+  ``[A-Za-z0-9._-]``), so a reseller can correlate its logs with ours, else a fresh one;
+  sent back on every response;
+* the body limit: 413 from ``Content-Length`` before anything runs, and while streaming;
+* observability (``gateway.observability.requests``): log context, metrics, log line,
+  including for the answers the layers below give before routing (401, 403, 429) and
+  the 500 of an unexpected exception;
+* every error in one envelope, ``{"error": {"code", "message", "request_id"}}``, here
+  and nowhere else: ``ApiError`` (handlers, parsing, access checks), Starlette's
+  ``HTTPException`` (unknown route 404, wrong method 405 with ``Allow``), and anything
+  else, logged with the request id and a traceback and answered 500 ``internal_error``
+  with no detail.
+
+``GatewayApp`` is a ``Starlette`` whose middleware stack is exactly this door over the
+router: Starlette's ``ServerErrorMiddleware`` and ``ExceptionMiddleware`` would only
+repeat what the door does.
 
 Stable codes: ``not_found``, ``method_not_allowed``, ``invalid_parameter`` (400 query),
 ``malformed_json`` (400), ``bad_request`` (400 other), ``validation_failed`` (422 body),
@@ -16,30 +30,33 @@ Stable codes: ``not_found``, ``method_not_allowed``, ``invalid_parameter`` (400 
 ``service_unavailable`` / ``rate_limiter_unavailable`` (503), ``internal_error`` (500);
 features add their own (``product_not_found``, ``price_changed`` ...).
 
-Every response carries ``X-Request-ID``: the caller's own when it is well formed (1-128
-characters of ``[A-Za-z0-9._-]``), so a reseller can correlate its logs with ours,
-otherwise a fresh one. Inner layers attach response headers with
-``add_response_headers`` (the access guard's rate-limit headers), and they are sent
-on whatever response ends the request, errors included.
+Inner layers attach response headers with ``add_response_headers`` (the access guard's
+rate-limit headers), and they are sent on whatever response ends the request, errors
+included.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
+import os
 import re
-import uuid
+import time
+from collections.abc import Sequence
 from typing import Any
 
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.api.errors import ApiError, error_body
+from gateway.observability.requests import RequestObserver
 
 log = logging.getLogger("gateway.api")
 
-REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
 _EXTRA_HEADERS = "gateway.response_headers"
 _REQUEST_ID_KEY = "gateway.request_id"
@@ -91,33 +108,22 @@ def error_response(
     )
 
 
-async def _api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return error_response(
-        request_id(request.scope),
-        exc.status,
-        exc.code,
-        exc.message,
-        headers=exc.headers,
-        details=exc.details,
-    )
-
-
-async def _http_exception(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    status = exc.status_code
-    message = _HTTP_MESSAGES.get(status) or str(exc.detail)
-    return error_response(
-        request_id(request.scope),
-        status,
-        _HTTP_CODES.get(status, f"http_{status}"),
-        message,
-        headers=dict(exc.headers or {}),
-    )
-
-
-EXCEPTION_HANDLERS = {ApiError: _api_error, HTTPException: _http_exception}
-"""Give these to ``Starlette(exception_handlers=...)``."""
+def _error_for(exc: Exception, rid: str) -> Response | None:
+    """The envelope for an error a client caused (``None``: not one of those)."""
+    if isinstance(exc, ApiError):
+        return error_response(
+            rid, exc.status, exc.code, exc.message, headers=exc.headers, details=exc.details
+        )
+    if isinstance(exc, HTTPException):
+        status = exc.status_code
+        return error_response(
+            rid,
+            status,
+            _HTTP_CODES.get(status, f"http_{status}"),
+            _HTTP_MESSAGES.get(status) or str(exc.detail),
+            headers=dict(exc.headers or {}),
+        )
+    return None
 
 
 class _BodyTooLarge(ApiError):
@@ -127,13 +133,26 @@ class _BodyTooLarge(ApiError):
         )
 
 
-class ApiFaceMiddleware:
-    """Outermost layer: request id, body limit, last-resort 500 (a pure ASGI middleware,
-    so it adds no task or copy per request)."""
+class RequestIds:
+    """Fresh request ids: 64 random bits drawn once per process, then a counter, so ids
+    stay unique across instances and restarts without a system call per request."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex()
+        self._next = itertools.count(1).__next__
+
+    def new(self) -> str:
+        return f"{self._prefix}{self._next():08x}"
+
+
+class FrontDoor:
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, observer: RequestObserver | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.observer = observer or RequestObserver()
+        self.request_ids = RequestIds()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -141,42 +160,31 @@ class ApiFaceMiddleware:
             return
         rid, content_length = None, None
         for name, value in scope["headers"]:
-            if name == b"x-request-id" and _REQUEST_ID.match(value):
-                rid = value.decode()
+            if name == b"x-request-id":
+                if _REQUEST_ID.match(value):
+                    rid = value.decode("latin-1")
             elif name == b"content-length":
                 content_length = value
-        state = scope.setdefault("state", {})
-        # An outer layer (observability) may have chosen the id already: keep one id.
-        rid = state.get("request_id") or rid or uuid.uuid4().hex
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        rid = state.get("request_id") or rid or self.request_ids.new()
         state["request_id"] = rid
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode("latin-1"))]
         scope[_REQUEST_ID_KEY] = rid
         scope[_EXTRA_HEADERS] = extra
+        status = 500
         started = False
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
         limit = self.max_body_bytes
-        if content_length is not None and (
-            not content_length.isdigit() or int(content_length) > limit
-        ):
-            bad = not content_length.isdigit()
-            response = error_response(
-                rid,
-                400 if bad else 413,
-                "bad_request" if bad else "body_too_large",
-                "Content-Length is not a number"
-                if bad
-                else f"the request body exceeds the limit of {limit} bytes",
-            )
-            await response(scope, receive, send_with_headers)
-            return
-
         received = 0
 
         async def receive_limited() -> Message:
@@ -188,24 +196,63 @@ class ApiFaceMiddleware:
                     raise _BodyTooLarge(limit)
             return message
 
+        observer = self.observer
+        ctx, token = observer.begin(scope, state)
+        began = time.perf_counter()
         try:
+            if content_length is not None:
+                if not content_length.isdigit():
+                    raise ApiError(400, "bad_request", "Content-Length is not a number")
+                if int(content_length) > limit:
+                    raise _BodyTooLarge(limit)
             await self.app(scope, receive_limited, send_with_headers)
         except ClientDisconnect:
             log.info("client disconnected before the request was read (request %s)", rid)
-        except Exception:
-            log.exception(
-                "unhandled error in %s %s (request %s)",
-                scope.get("method"),
-                scope.get("path"),
-                rid,
-                extra={"request_id": rid},
-            )
+            if not started:
+                status = 499  # nginx's name for it: nobody is left to answer
+        except Exception as exc:
+            response = _error_for(exc, rid)
+            if response is None:
+                log.exception(
+                    "unhandled error in %s %s (request %s)",
+                    scope.get("method"),
+                    scope.get("path"),
+                    rid,
+                    extra={"request_id": rid},
+                )
+                response = error_response(
+                    rid,
+                    500,
+                    "internal_error",
+                    f"an unexpected error occurred; quote request id {rid} when reporting it",
+                )
             if started:
-                return  # too late for an error response; the server closes the connection
-            response = error_response(
-                rid,
-                500,
-                "internal_error",
-                f"an unexpected error occurred; quote request id {rid} when reporting it",
-            )
-            await response(scope, receive, send_with_headers)
+                # Too late for an error response: the server closes the connection.
+                log.warning("error after the response started (request %s)", rid)
+                status = 500
+            else:
+                await response(scope, receive, send_with_headers)
+        except BaseException:
+            # Cancelled (shutdown): the server answers 500 if it still can.
+            if not started:
+                status = 500
+            raise
+        finally:
+            observer.end(scope, ctx, token, status, time.perf_counter() - began)
+
+
+class GatewayApp(Starlette):
+    """A ``Starlette`` whose whole middleware stack is one ``FrontDoor`` over the router."""
+
+    def __init__(
+        self,
+        *,
+        routes: Sequence[BaseRoute],
+        lifespan: Any,
+        max_body_bytes: int,
+    ) -> None:
+        super().__init__(routes=routes, lifespan=lifespan)
+        self.max_body_bytes = max_body_bytes
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return FrontDoor(self.router, max_body_bytes=self.max_body_bytes)

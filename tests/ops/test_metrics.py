@@ -16,8 +16,8 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.errors import NotFoundError
+from gateway.api.middleware import FrontDoor
 from gateway.observability.metrics import UNMATCHED, exposition
-from gateway.observability.middleware import ObservabilityMiddleware
 from tests.ops.conftest import run_promtool
 from tests.ops.support import import_everything, samples, value
 
@@ -96,7 +96,10 @@ async def test_route_labels_are_templates_never_raw_ids() -> None:
             Route("/v1/products/{id}/reject", product),
             Mount("/v1/orders", routes=[Route("/{order_id}", order)]),
         ],
-        middleware=[Middleware(ObservabilityMiddleware), Middleware(RejectBeforeRouting)],
+        middleware=[
+            Middleware(FrontDoor, max_body_bytes=1_000_000),
+            Middleware(RejectBeforeRouting),
+        ],
     )
     transport = httpx.ASGITransport(app=app)
     raw_ids = ["gg:a1b2c3d4-raw", "vouchers:987654321", "ord_7f3e1c-raw"]

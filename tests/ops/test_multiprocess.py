@@ -26,7 +26,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from adapters import metrics as upstream
-from gateway.observability.middleware import ObservabilityMiddleware
+from gateway.api.middleware import FrontDoor
 
 requests, circuit, quota = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 
@@ -34,7 +34,8 @@ async def item(request):
     return PlainTextResponse("ok")
 
 app = Starlette(
-    routes=[Route("/v1/products/{id}", item)], middleware=[Middleware(ObservabilityMiddleware)]
+    routes=[Route("/v1/products/{id}", item)],
+    middleware=[Middleware(FrontDoor, max_body_bytes=1_000_000)],
 )
 
 async def main():

@@ -1,0 +1,102 @@
+"""What the gateway records about every HTTP request: metrics, log context, one log line.
+
+Not a middleware of its own: the front door (``gateway.api.middleware.FrontDoor``) calls
+``begin`` and ``end`` around each request, because every ASGI layer costs a call frame
+and a wrapped ``send`` per request, and the catalog's throughput target counts them.
+
+For each request:
+
+* ``begin`` opens a ``LogContext`` over ``scope["state"]``, so every line written while
+  the request is served carries its request id (``state["request_id"]``), its reseller
+  (the access guard leaves it in ``state["reseller"]``; ``bind(reseller_id=...)`` works
+  too) and, once routed, its route template;
+* ``end`` counts it in ``gateway_http_requests_total``, times it in
+  ``gateway_http_request_duration_seconds`` under its route *template* (bounded labels),
+  and writes one line: request id, reseller id, route, method, status, duration. Probe
+  and scrape routes log at DEBUG so they do not drown the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from contextvars import Token
+from typing import Any
+
+from starlette.types import Scope
+
+from gateway.observability import metrics
+from gateway.observability.logging import LogContext, close_context, current_context, open_context
+
+log = logging.getLogger("gateway.http")
+
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RequestObserver:
+    def __init__(self, *, quiet_routes: Collection[str] = QUIET_ROUTES) -> None:
+        self.quiet_routes = frozenset(quiet_routes)
+        self.templates = metrics.RouteTemplates()
+        # Metric children by label values: bounded (templates x methods x statuses), and
+        # looking them up here is cheaper than prometheus-client's labels() each time.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def begin(self, scope: Scope, state: dict[str, Any]) -> tuple[LogContext, Token[Any]]:
+        """Open the request's log context and count it in flight."""
+        token = open_context(state=state)
+        ctx = current_context()
+        assert ctx is not None
+        templates = self.templates
+        ctx.route_of = lambda: templates.routed(scope)
+        metrics.HTTP_IN_FLIGHT.inc()
+        return ctx, token
+
+    def end(
+        self, scope: Scope, ctx: LogContext, token: Token[Any], status: int, elapsed: float
+    ) -> None:
+        """Count, time and log the finished request; close its log context."""
+        metrics.HTTP_IN_FLIGHT.dec()
+        try:
+            self._record(scope, ctx, status, elapsed)
+        finally:
+            close_context(token)
+
+    def _record(self, scope: Scope, ctx: LogContext, status: int, elapsed: float) -> None:
+        route = self.templates.label(scope)
+        method = metrics.normalise_method(scope.get("method", ""))
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = (
+                metrics.HTTP_REQUESTS.labels(route, method, str(status)),
+                metrics.HTTP_LATENCY.labels(route, method),
+            )
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(elapsed)
+        if status >= 500:
+            level = logging.ERROR
+        elif route in self.quiet_routes:
+            level = logging.DEBUG
+        else:
+            level = logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        ctx.route = route
+        ctx.route_of = None
+        ctx.resolve()
+        log.log(
+            level,
+            "%s %s %d",
+            method,
+            route,
+            status,
+            extra={
+                "request_id": ctx.request_id,
+                "reseller_id": ctx.reseller_id,
+                "route": route,
+                "method": method,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 3),
+            },
+        )
