@@ -18,6 +18,7 @@ the worst case a setting rather than a property of the network.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -69,6 +70,7 @@ class Authenticator:
         # that credential is fresh (``loaded_at``), so revocation lags no more than the
         # look-up cache says.
         self._verified: dict[str, Credential] = {}
+        self._loading: dict[str, asyncio.Future[Credential | None]] = {}
 
     def known(self, token: str | None) -> Credential | None:
         """The credential of a key that matched recently and may still be used, answered
@@ -126,10 +128,39 @@ class Authenticator:
             self._cache.pop(key_id, None)
 
     async def _credential(self, key_id: str) -> Credential | None:
+        """The cached credential, else one read from the store. Concurrent misses of one
+        key share that read: when a busy key's entry expires, its requests in flight
+        wait for one look-up instead of each reading and parsing the record."""
         if self._cache is not None:
             cached = self._cache.get(key_id, _UNKNOWN)
             if cached is not _UNKNOWN:
                 return cached  # type: ignore[return-value]
+        while (pending := self._loading.get(key_id)) is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling() or not pending.cancelled():
+                    raise
+                # The request that was reading it was cancelled, not this one: read again.
+        loading: asyncio.Future[Credential | None] = asyncio.get_running_loop().create_future()
+        self._loading[key_id] = loading
+        try:
+            credential = await self._load(key_id)
+        except Exception as exc:
+            loading.set_exception(exc)
+            loading.exception()  # marked retrieved: no warning when nobody else waited
+            raise
+        except BaseException:
+            loading.cancel()
+            raise
+        else:
+            loading.set_result(credential)
+            return credential
+        finally:
+            del self._loading[key_id]
+
+    async def _load(self, key_id: str) -> Credential | None:
         try:
             loaded = await self._store.load(key_id)
         except (RedisError, OSError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from access_routes import ROUTES, MakeGateway
@@ -169,6 +170,35 @@ async def test_authentication_is_cached_in_process(make_gateway: MakeGateway) ->
         for _ in range(5):
             assert await _status(client, "gw_live_0123456789ab_" + "Z" * 43) == 401
     assert loads == [caller.key.id, "0123456789ab"]
+
+
+async def test_concurrent_first_requests_of_a_key_read_the_store_once(
+    make_gateway: MakeGateway,
+) -> None:
+    """When a busy key's cache entry is cold or has just expired, its requests in flight
+    share one look-up instead of each reading (and parsing) the record."""
+    gw = await make_gateway(key_cache_seconds=60)
+    caller = await issue_key(gw)
+    other = await issue_key(gw)
+    store = gw.services["access"].store
+    loads: list[str] = []
+    original = store.load
+
+    async def slow_load(key_id: str) -> Any:
+        loads.append(key_id)
+        await asyncio.sleep(0.05)  # the look-up is still in flight when the others arrive
+        return await original(key_id)
+
+    store.load = slow_load  # type: ignore[method-assign]
+    wrong = caller.token[:-1] + ("A" if caller.token[-1] != "A" else "E")  # same key id
+    async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
+        statuses = await asyncio.gather(
+            *(_status(client, caller.token) for _ in range(20)),
+            *(_status(client, other.token) for _ in range(5)),
+            *(_status(client, wrong) for _ in range(5)),
+        )
+    assert statuses == [200] * 25 + [401] * 5
+    assert sorted(loads) == sorted([caller.key.id, other.key.id])
 
 
 async def test_store_unreachable_on_a_cache_miss_is_503(make_gateway: MakeGateway) -> None:
