@@ -28,13 +28,15 @@ US"); guessing a brand from a name would be wrong for some products, so ``brand`
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from adapters.models import (
     Code,
@@ -273,19 +275,32 @@ def _product_fields(item: Any) -> dict[str, Any]:
 
 def product_from_upstream(item: Any) -> Product:
     """One entry of ``GET /api/v1/products``; ``UpstreamDataError`` if unrepresentable."""
-    return Product(**_product_fields(item))
+    with _unrepresentable():
+        return Product(**_product_fields(item))
 
 
 def detail_from_upstream(item: Any, *, available: bool = True) -> ProductDetail:
     """``GET /api/v1/products/{id}``: the list fields plus terms, details, how_to_use."""
     fields = _product_fields(item)
-    return ProductDetail(
-        **fields,
-        available=available,
-        description=_text(item.get("details")),
-        terms=_text(item.get("terms")),
-        how_to_use=_text(item.get("how_to_use")),
-    )
+    with _unrepresentable():
+        return ProductDetail(
+            **fields,
+            available=available,
+            description=_text(item.get("details")),
+            terms=_text(item.get("terms")),
+            how_to_use=_text(item.get("how_to_use")),
+        )
+
+
+@contextlib.contextmanager
+def _unrepresentable() -> Iterator[None]:
+    """The unified model's own checks (``Variant`` refuses ambiguous shapes) are one more
+    way data can be unrepresentable: the same ``UpstreamDataError``, so the catalog loop
+    skips that product instead of failing the page."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise UpstreamDataError(f"not a valid unified product: {exc}") from exc
 
 
 # ------------------------------------------------------------------ orders

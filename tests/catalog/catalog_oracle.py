@@ -33,15 +33,14 @@ def merge(label: str | None) -> str | None:
 
 
 def _cost(variant: Variant) -> tuple[int, str] | None:
-    if variant.face_min is not None and variant.face_max is not None:
-        discount = variant.discount_percent or Decimal(0)
-        return discounted_cost(variant.face_min.amount, discount), variant.face_min.currency
+    """The listing's cost rule, stated independently: the supplier's cost, else the face
+    value (a range's smallest) less the discount, none meaning none, rounded up."""
     if variant.cost is not None:
         return variant.cost.amount, variant.cost.currency
-    if variant.face_value is not None and variant.discount_percent is not None:
-        face = variant.face_value
-        return discounted_cost(face.amount, variant.discount_percent), face.currency
-    return None
+    face = variant.face_value or variant.face_min
+    if face is None:
+        return None
+    return discounted_cost(face.amount, variant.discount_percent or Decimal(0)), face.currency
 
 
 def _labels(raw: Iterable[str | None]) -> dict[str, str]:

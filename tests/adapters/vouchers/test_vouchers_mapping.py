@@ -368,3 +368,20 @@ def test_quote_mapping_in_minor_units() -> None:
             quantity=3,
             face_value=Money(amount=1000, currency="JPY"),
         )
+
+
+def test_a_variant_the_unified_model_refuses_is_an_upstream_data_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The model's own shape checks reach the adapter as ``UpstreamDataError`` (its catalog
+    loop skips that one product) rather than as a ``ValidationError`` failing the page."""
+
+    def half_range(product_id: str, currency: str, denominations: Any) -> list[dict[str, Any]]:
+        only_min = {"amount": 500, "currency": currency}
+        return [{"id": f"{product_id}:r500-", "name": "half", "face_min": only_min}]
+
+    monkeypatch.setattr(mapping, "variants_from_denominations", half_range)
+    with pytest.raises(UpstreamDataError, match="not a valid unified product"):
+        mapping.product_from_upstream(_product())
+    with pytest.raises(UpstreamDataError, match="not a valid unified product"):
+        mapping.detail_from_upstream(_product())
