@@ -76,12 +76,8 @@ class Authenticator:
         """The credential of a key that matched recently and may still be used, answered
         from memory without a coroutine (the hot path of every request); ``None`` when
         ``authenticate`` must decide, refusals included."""
-        credential = self._verified.get(token) if token else None
-        if (
-            credential is None
-            or time.monotonic() - credential.loaded_at >= self._cache_seconds
-            or _refusal(credential) is not None
-        ):
+        credential = self._remembered(token) if token else None
+        if credential is None or _refusal(credential) is not None:
             return None
         return credential
 
@@ -95,8 +91,8 @@ class Authenticator:
                 "send your API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": _REALM},
             )
-        credential = self._verified.get(token)
-        if credential is None or time.monotonic() - credential.loaded_at >= self._cache_seconds:
+        credential = self._remembered(token)
+        if credential is None:
             key_id = tokens.key_id_of(token)
             credential = await self._credential(key_id) if key_id else None
             if credential is None or not tokens.matches(token, credential.digest):
@@ -111,6 +107,13 @@ class Authenticator:
         if refusal == "reseller_disabled":
             AUTH_FAILURES.labels("reseller_disabled").inc()
             raise ApiError(403, "reseller_disabled", "the reseller account is disabled")
+        return credential
+
+    def _remembered(self, token: str) -> Credential | None:
+        """The credential ``token`` matched, while that credential is fresh."""
+        credential = self._verified.get(token)
+        if credential is None or time.monotonic() - credential.loaded_at >= self._cache_seconds:
+            return None
         return credential
 
     def forget(self, key_id: str | None = None) -> None:

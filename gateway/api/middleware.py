@@ -59,7 +59,6 @@ log = logging.getLogger("gateway.api")
 
 _REQUEST_ID = re.compile(rb"^[A-Za-z0-9._-]{1,128}$")
 _EXTRA_HEADERS = "gateway.response_headers"
-_REQUEST_ID_KEY = "gateway.request_id"
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -87,10 +86,6 @@ def add_response_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> No
     extra = scope.get(_EXTRA_HEADERS)
     if extra is not None:
         extra.extend(headers)
-
-
-def request_id(scope: Scope) -> str | None:
-    return scope.get(_REQUEST_ID_KEY)
 
 
 def error_response(
@@ -171,9 +166,8 @@ class FrontDoor:
         rid = state.get("request_id") or rid or self.request_ids.new()
         state["request_id"] = rid
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode("latin-1"))]
-        scope[_REQUEST_ID_KEY] = rid
         scope[_EXTRA_HEADERS] = extra
-        status = 500
+        status = 500  # stays so unless a response starts (cancelled at shutdown, say)
         started = False
 
         async def send_with_headers(message: Message) -> None:
@@ -232,11 +226,6 @@ class FrontDoor:
                 status = 500
             else:
                 await response(scope, receive, send_with_headers)
-        except BaseException:
-            # Cancelled (shutdown): the server answers 500 if it still can.
-            if not started:
-                status = 500
-            raise
         finally:
             observer.end(scope, ctx, token, status, time.perf_counter() - began)
 

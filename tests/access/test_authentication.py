@@ -151,19 +151,27 @@ async def test_rotation_with_grace_keeps_both_keys_until_the_old_one_expires(
         assert await _status(client, new) == 401
 
 
-async def test_authentication_is_cached_in_process(make_gateway: MakeGateway) -> None:
-    """Only the first request of a key reads Redis for authentication."""
-    gw = await make_gateway(key_cache_seconds=60)
-    caller = await issue_key(gw)
+def _count_loads(gw: Any, *, delay: float = 0.0) -> list[str]:
+    """Record the key ids the access store reads (each read ``delay`` seconds slower)."""
     store = gw.services["access"].store
     loads: list[str] = []
     original = store.load
 
     async def counting_load(key_id: str) -> Any:
         loads.append(key_id)
+        if delay:
+            await asyncio.sleep(delay)
         return await original(key_id)
 
-    store.load = counting_load  # type: ignore[method-assign]
+    store.load = counting_load
+    return loads
+
+
+async def test_authentication_is_cached_in_process(make_gateway: MakeGateway) -> None:
+    """Only the first request of a key reads Redis for authentication."""
+    gw = await make_gateway(key_cache_seconds=60)
+    caller = await issue_key(gw)
+    loads = _count_loads(gw)
     async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
         for _ in range(20):
             assert await _status(client, caller.token) == 200
@@ -180,16 +188,8 @@ async def test_concurrent_first_requests_of_a_key_read_the_store_once(
     gw = await make_gateway(key_cache_seconds=60)
     caller = await issue_key(gw)
     other = await issue_key(gw)
-    store = gw.services["access"].store
-    loads: list[str] = []
-    original = store.load
-
-    async def slow_load(key_id: str) -> Any:
-        loads.append(key_id)
-        await asyncio.sleep(0.05)  # the look-up is still in flight when the others arrive
-        return await original(key_id)
-
-    store.load = slow_load  # type: ignore[method-assign]
+    # Each look-up takes 50 ms: still in flight when the other requests arrive.
+    loads = _count_loads(gw, delay=0.05)
     wrong = caller.token[:-1] + ("A" if caller.token[-1] != "A" else "E")  # same key id
     async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
         statuses = await asyncio.gather(
