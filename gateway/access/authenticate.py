@@ -3,10 +3,12 @@
 Look-ups are cached in-process (``cachetools.TTLCache``) for ``key_cache_seconds``,
 including "no such key" answers, so neither a busy reseller nor a flood of made-up keys
 costs a Redis call per request. A presented key is checked against the stored digest
-(SHA-256, constant-time comparison) the first time; once it matched, the exact key is
-remembered for the same ``key_cache_seconds``, so a busy reseller's requests skip the
-parse and the hash (the process holds the key in memory while serving the request
-anyway; only keys that matched are kept, so made-up keys cannot fill it).
+(SHA-256, constant-time comparison) the first time; once it matched a usable
+credential, the exact key is remembered until that credential is ``key_cache_seconds``
+old or the key expires, whichever comes first, so a busy reseller's requests skip the
+parse, the hash and the status checks (the process holds the key in memory while
+serving the request anyway; only keys that matched are kept, so made-up keys cannot
+fill it; a refused key is not kept, and pays the hash each time).
 
 Revocation: a revoked key, an expired one or a disabled reseller is written to Redis by
 the CLI; every instance re-reads the record when its cache entry expires, so the change
@@ -66,20 +68,20 @@ class Authenticator:
         self._cache: TTLCache[str, Credential | None] | None = (
             TTLCache(maxsize=cache_size, ttl=cache_seconds) if cache_seconds > 0 else None
         )
-        # Keys that matched, to the credential they matched: an entry is used only while
-        # that credential is fresh (``loaded_at``), so revocation lags no more than the
-        # look-up cache says.
-        self._verified: dict[str, Credential] = {}
+        # Keys that matched a usable credential, to that credential and the monotonic time
+        # until which it may be used without looking again: while it is fresh (so
+        # revocation lags no more than the look-up cache says) and before the key expires.
+        self._verified: dict[str, tuple[Credential, float]] = {}
         self._loading: dict[str, asyncio.Future[Credential | None]] = {}
 
     def known(self, token: str | None) -> Credential | None:
         """The credential of a key that matched recently and may still be used, answered
         from memory without a coroutine (the hot path of every request); ``None`` when
         ``authenticate`` must decide, refusals included."""
-        credential = self._remembered(token) if token else None
-        if credential is None or _refusal(credential) is not None:
+        remembered = self._verified.get(token) if token else None
+        if remembered is None or time.monotonic() >= remembered[1]:
             return None
-        return credential
+        return remembered[0]
 
     async def authenticate(self, token: str | None) -> Credential:
         """The credential of ``token``; ``ApiError`` 401/403/503 otherwise."""
@@ -91,37 +93,39 @@ class Authenticator:
                 "send your API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": _REALM},
             )
-        credential = self._remembered(token)
-        if credential is None:
-            key_id = tokens.key_id_of(token)
-            credential = await self._credential(key_id) if key_id else None
-            if credential is None or not tokens.matches(token, credential.digest):
-                raise _invalid("the API key is not valid")
-            if self._cache is not None:
-                if len(self._verified) >= self._cache_size:
-                    self._verified.clear()
-                self._verified[token] = credential
+        credential = self.known(token)
+        if credential is not None:
+            return credential
+        key_id = tokens.key_id_of(token)
+        credential = await self._credential(key_id) if key_id else None
+        if credential is None or not tokens.matches(token, credential.digest):
+            raise _invalid("the API key is not valid")
         refusal = _refusal(credential)
         if refusal == "revoked":
             raise _invalid("the API key has been revoked or has expired")
         if refusal == "reseller_disabled":
             AUTH_FAILURES.labels("reseller_disabled").inc()
             raise ApiError(403, "reseller_disabled", "the reseller account is disabled")
+        self._remember(token, credential)
         return credential
 
-    def _remembered(self, token: str) -> Credential | None:
-        """The credential ``token`` matched, while that credential is fresh."""
-        credential = self._verified.get(token)
-        if credential is None or time.monotonic() - credential.loaded_at >= self._cache_seconds:
-            return None
-        return credential
+    def _remember(self, token: str, credential: Credential) -> None:
+        """Let ``known`` answer for ``token`` until ``credential`` is stale or expires."""
+        if self._cache is None:
+            return
+        until = credential.loaded_at + self._cache_seconds
+        if credential.expires_at is not None:
+            until = min(until, time.monotonic() + credential.expires_at - time.time())
+        if len(self._verified) >= self._cache_size:
+            self._verified.clear()
+        self._verified[token] = (credential, until)
 
     def forget(self, key_id: str | None = None) -> None:
         """Drop cached look-ups (one key, or all), e.g. after a change made in-process."""
         if key_id is None:
             self._verified.clear()
         else:
-            for token in [t for t, c in self._verified.items() if c.key.id == key_id]:
+            for token in [t for t, (c, _) in self._verified.items() if c.key.id == key_id]:
                 del self._verified[token]
         if self._cache is None:
             return

@@ -54,6 +54,7 @@ log = logging.getLogger("gateway.access.ratelimit")
 
 Headers = list[tuple[bytes, bytes]]
 POLICY_NAME = "key"
+_POLICY = POLICY_NAME.encode()
 _WARN_EVERY_SECONDS = 10.0
 LEASE_SECONDS = 1.0
 MAX_LEASE = 1000
@@ -65,19 +66,30 @@ def lease_size(rate: RateLimit) -> int:
     return max(1, min(MAX_LEASE, int(per_second / 4), rate.burst))
 
 
-class _Lease:
-    __slots__ = ("decision", "expires", "tokens")
-
-    def __init__(self, tokens: int, decision: Decision, expires: float) -> None:
-        self.tokens = tokens
-        self.decision = decision
-        self.expires = expires
-
-
 class _Plan(NamedTuple):
+    rate: RateLimit  # the limit this plan was worked out for
     key: str  # the key's bucket in Redis
     lease: int  # tokens per Redis call
     policy: Headers  # what is known without Redis
+
+
+class _Decided(NamedTuple):
+    """What one Redis decision says, as headers, for every request it admits (one, or a
+    whole lease): only ``remaining`` changes per request."""
+
+    fixed: Headers  # limit, policy and reset
+    reset_in: int  # seconds until the bucket is full again
+    remaining: int  # in the bucket after the decision
+
+
+class _Lease:
+    __slots__ = ("decided", "decision", "expires", "tokens")
+
+    def __init__(self, tokens: int, decision: Decision, plan: _Plan, expires: float) -> None:
+        self.tokens = tokens
+        self.decision = decision
+        self.decided = _decided(plan, decision)
+        self.expires = expires
 
 
 class DecisionBatcher:
@@ -155,25 +167,24 @@ class ResellerLimiter:
         self._last_warning: dict[str, float] = {}
         self._leases: dict[str, _Lease] = {}
         self._refills: dict[str, asyncio.Future[None]] = {}
-        self._plans: dict[tuple[str, int, float, int], _Plan] = {}
+        self._plans: dict[str, _Plan] = {}
 
-    async def _leased(self, key: str, rate: RateLimit, size: int) -> tuple[Decision, int]:
+    async def _leased(self, plan: _Plan) -> tuple[Decision, _Decided, int]:
         """A decision for one request from this instance's lease, refilled from Redis
-        when empty or expired; (decision, tokens still held after this request).
+        when empty or expired: (decision, its headers' constants, tokens still held after
+        this request).
 
         Concurrent requests that find the lease empty wait for the one refill in flight
         (all woken at once by a shared future, not one by one as with a lock) instead of
         each taking a lease of their own; a refill that lands while tokens are still held
         adds to them, so no token is stranded."""
-        taken = self._take(key)
-        if taken is not None:
-            return taken
-        pending = self._refills.get(key)
-        if pending is not None:
+        key, rate, size = plan.key, plan.rate, plan.lease
+        lease = self._take(key)
+        if lease is None and (pending := self._refills.get(key)) is not None:
             await asyncio.shield(pending)
-            taken = self._take(key)
-            if taken is not None:
-                return taken
+            lease = self._take(key)
+        if lease is not None:
+            return lease.decision, lease.decided, lease.tokens
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._refills[key] = done
         try:
@@ -181,39 +192,44 @@ class ResellerLimiter:
             decision = await self._limiter.decide(key, rate, mode="deny", cost=size)
             if not decision.allowed:
                 # Not enough budget for a whole lease: exact one-by-one decisions.
-                return await self._limiter.decide(key, rate, mode="deny"), 0
+                decision = await self._limiter.decide(key, rate, mode="deny")
+                return decision, _decided(plan, decision), 0
             if len(self._leases) > 10_000:
                 self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
             lease = self._leases.get(key)
             if lease is not None and now < lease.expires:
                 lease.tokens += size - 1
                 lease.decision = decision
+                lease.decided = _decided(plan, decision)
                 lease.expires = now + LEASE_SECONDS
             else:
-                lease = self._leases[key] = _Lease(size - 1, decision, now + LEASE_SECONDS)
-            return decision, lease.tokens
+                lease = self._leases[key] = _Lease(size - 1, decision, plan, now + LEASE_SECONDS)
+            return decision, lease.decided, lease.tokens
         finally:
             if self._refills.get(key) is done:
                 del self._refills[key]
             done.set_result(None)
 
-    def _take(self, key: str) -> tuple[Decision, int] | None:
+    def _take(self, key: str) -> _Lease | None:
+        """The lease on ``key`` after taking one token from it, if this instance holds
+        one."""
         lease = self._leases.get(key)
         if lease is None or lease.tokens <= 0 or time.monotonic() >= lease.expires:
             return None
         lease.tokens -= 1
-        return lease.decision, lease.tokens
+        return lease
 
     def _plan(self, credential: Credential) -> _Plan:
         """The per-key constants of ``check``, worked out once per key and limit rather
-        than on every request."""
+        than on every request (a reloaded credential carries an equal ``RateLimit``, so
+        the plan is found again by one comparison)."""
         rate = credential.rate
-        cached = (credential.key.id, rate.limit, rate.period_seconds, rate.burst)
-        plan = self._plans.get(cached)
-        if plan is None:
+        plan = self._plans.get(credential.digest)
+        if plan is None or (plan.rate is not rate and plan.rate != rate):
             if len(self._plans) > 10_000:
                 self._plans.clear()
-            plan = self._plans[cached] = _Plan(
+            plan = self._plans[credential.digest] = _Plan(
+                rate,
                 self._keys.reseller_rate(credential.key.id),
                 lease_size(rate),
                 policy_headers(rate.limit),
@@ -226,10 +242,10 @@ class ResellerLimiter:
         plan = self._plan(credential)
         if plan.lease <= 1:
             return None
-        taken = self._take(plan.key)
-        if taken is None:
+        lease = self._take(plan.key)
+        if lease is None:
             return None
-        return _headers(plan, *taken)
+        return _headers(lease.decided, lease.decided.remaining + lease.tokens)
 
     async def check(self, credential: Credential, scope: str) -> Headers:
         """Count one request against the key; return the headers to send, or raise
@@ -239,14 +255,16 @@ class ResellerLimiter:
         try:
             held = 0
             if plan.lease > 1:
-                decision, held = await self._leased(plan.key, rate, plan.lease)
-            elif self._batcher is not None:
-                decision = await self._batcher.decide(plan.key, rate)
+                decision, decided, held = await self._leased(plan)
             else:
-                decision = await self._limiter.decide(plan.key, rate, mode="deny")
+                if self._batcher is not None:
+                    decision = await self._batcher.decide(plan.key, rate)
+                else:
+                    decision = await self._limiter.decide(plan.key, rate, mode="deny")
+                decided = _decided(plan, decision)
         except (RedisError, OSError) as exc:
             return self._unavailable(credential, scope, exc)
-        headers = _headers(plan, decision, held)
+        headers = _headers(decided, decided.remaining + held)
         if not decision.allowed:
             RATELIMIT_REJECTIONS.labels(scope).inc()
             retry_after = max(1, math.ceil(decision.wait_seconds))
@@ -282,16 +300,22 @@ class ResellerLimiter:
         return policy_headers(credential.rate.limit)
 
 
-def _headers(plan: _Plan, decision: Decision, held: int) -> Headers:
-    """The rate-limit headers of one answer (``held``: tokens this instance still holds,
-    counted as remaining)."""
-    remaining = max(0, decision.remaining) + held
-    reset_in = max(1, math.ceil(decision.reset_seconds))
+def _decided(plan: _Plan, decision: Decision) -> _Decided:
+    reset_at = math.ceil(time.time() + decision.reset_seconds)
+    return _Decided(
+        [*plan.policy, (b"x-ratelimit-reset", b"%d" % reset_at)],
+        max(1, math.ceil(decision.reset_seconds)),
+        max(0, decision.remaining),
+    )
+
+
+def _headers(decided: _Decided, remaining: int) -> Headers:
+    """The rate-limit headers of one answer (``remaining``: in the bucket, plus the
+    tokens this instance still holds)."""
     return [
-        *plan.policy,
-        (b"x-ratelimit-remaining", str(remaining).encode()),
-        (b"x-ratelimit-reset", str(math.ceil(time.time() + decision.reset_seconds)).encode()),
-        (b"ratelimit", f'"{POLICY_NAME}";r={remaining};t={reset_in}'.encode()),
+        *decided.fixed,
+        (b"x-ratelimit-remaining", b"%d" % remaining),
+        (b"ratelimit", b'"%s";r=%d;t=%d' % (_POLICY, remaining, decided.reset_in)),
     ]
 
 

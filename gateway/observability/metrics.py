@@ -26,11 +26,13 @@ port (``serve_metrics``) and Prometheus scrapes it as one more target.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,23 +54,126 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 UNMATCHED = "<unmatched>"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+
+class TalliedHistogram(Histogram):
+    """A ``Histogram`` that also takes observations already sorted into its buckets.
+
+    ``add`` is what ``observe`` does for one value, for many at once: the per-bucket
+    counts and their sum. It reaches into the parent's ``_buckets`` and ``_sum`` (the
+    values ``observe`` increments, memory-mapped in multiprocess mode), which is why it
+    lives in a subclass and a test compares it with ``observe`` in both modes."""
+
+    def add(self, bucket_counts: Sequence[int], total: float) -> None:
+        self._raise_if_not_observable()
+        self._sum.inc(total)
+        for bucket, count in zip(self._buckets, bucket_counts, strict=True):
+            if count:
+                bucket.inc(count)
+
+
 HTTP_REQUESTS = Counter(
     "gateway_http_requests_total",
     "HTTP requests answered, by route template, method and status code.",
     ["route", "method", "status"],
 )
-HTTP_LATENCY = Histogram(
+HTTP_LATENCY_BUCKETS = (
+    # Catalog reads answer in well under a millisecond; Prefer: wait holds up to 30 s.
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+)  # fmt: skip
+HTTP_LATENCY = TalliedHistogram(
     "gateway_http_request_duration_seconds",
     "Time from request to the end of the response, by route template and method.",
     ["route", "method"],
-    # Catalog reads answer in well under a millisecond; Prefer: wait holds up to 30 s.
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    buckets=HTTP_LATENCY_BUCKETS,
 )
 HTTP_IN_FLIGHT = Gauge(
     "gateway_http_requests_in_flight",
     "Requests being served right now (all live worker processes together).",
     multiprocess_mode="livesum",
 )
+
+
+class _RouteTally:
+    __slots__ = ("buckets", "count", "seconds")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.seconds = 0.0
+        self.buckets = [0] * (len(HTTP_LATENCY_BUCKETS) + 1)  # the last one is +Inf
+
+
+class HttpTally:
+    """The HTTP metrics of this process, counted in plain integers and handed to
+    prometheus-client once per event-loop turn.
+
+    Updating a labelled counter, a histogram and the in-flight gauge per request costs
+    about 3 µs (a lock per value, mmap writes in multiprocess mode), a tenth of the
+    whole gateway path of a cached search; counting here costs about 0.3 µs, and the
+    flush that follows at the next turn of the loop pays prometheus-client once per route
+    and status for every request served in that turn. The exported series are the same
+    ones, and they are never more than one loop turn behind: ``/metrics`` flushes before
+    it exposes, and another worker's scrape sees this one's counts as soon as its loop
+    has turned once after the request. One tally per process, as the metrics are.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[str, str, int], _RouteTally] = {}
+        self._children: dict[tuple[str, str, int], tuple[Any, TalliedHistogram]] = {}
+        self._in_flight = 0
+        self._published_in_flight = 0
+        # The loop a flush is scheduled on (``None``: none is). Compared with the running
+        # loop, not just a flag, so that a loop closed with a flush still queued (tests
+        # run one loop per test) cannot stop every later flush.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
+
+    def started(self) -> None:
+        """One more request in flight."""
+        self._in_flight += 1
+        self._schedule()
+
+    def finished(self, route: str, method: str, status: int, seconds: float) -> None:
+        """A request left flight: count it under its labels and time it."""
+        self._in_flight -= 1
+        key = (route, method, status)
+        tally = self._pending.get(key)
+        if tally is None:
+            tally = self._pending[key] = _RouteTally()
+        tally.count += 1
+        tally.seconds += seconds
+        tally.buckets[bisect_left(HTTP_LATENCY_BUCKETS, seconds)] += 1
+        self._schedule()
+
+    def _schedule(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): publish at once
+            self.flush()
+            return
+        if self._flush_loop is not loop:
+            self._flush_loop = loop
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Hand everything counted so far to prometheus-client."""
+        self._flush_loop = None
+        pending, self._pending = self._pending, {}
+        for key, tally in pending.items():
+            children = self._children.get(key)
+            if children is None:
+                route, method, status = key
+                children = self._children[key] = (
+                    HTTP_REQUESTS.labels(route, method, str(status)),
+                    HTTP_LATENCY.labels(route, method),
+                )
+            children[0].inc(tally.count)
+            children[1].add(tally.buckets, tally.seconds)
+        change = self._in_flight - self._published_in_flight
+        if change:
+            HTTP_IN_FLIGHT.inc(change)
+            self._published_in_flight = self._in_flight
+
+
+HTTP_TALLY = HttpTally()
 
 
 def normalise_method(method: str) -> str:
@@ -79,8 +184,13 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
 
-def exposition() -> tuple[bytes, str]:
-    """The text exposition of this process, or of every process when in multiprocess mode."""
+def exposition(*, flush: bool = True) -> tuple[bytes, str]:
+    """The text exposition of this process, or of every process when in multiprocess mode.
+
+    ``flush``: first hand over the HTTP counts of the current loop turn (``HttpTally``).
+    Only from the thread that serves requests: the tally is not shared across threads."""
+    if flush:
+        HTTP_TALLY.flush()
     path = multiprocess_dir()
     if path:
         registry = CollectorRegistry()
@@ -94,7 +204,8 @@ async def metrics_endpoint(request: Request) -> Response:
     milliseconds; it runs in a thread so the event loop keeps serving meanwhile."""
     from starlette.concurrency import run_in_threadpool
 
-    body, content_type = await run_in_threadpool(exposition)
+    HTTP_TALLY.flush()  # on the loop's thread, before another one reads
+    body, content_type = await run_in_threadpool(exposition, flush=False)
     return Response(body, media_type=content_type)
 
 

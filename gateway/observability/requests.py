@@ -10,8 +10,9 @@ For each request:
   the request is served carries its request id (``state["request_id"]``), its reseller
   (the access guard leaves it in ``state["reseller"]``; ``bind(reseller_id=...)`` works
   too) and, once routed, its route template;
-* ``end`` counts it in ``gateway_http_requests_total``, times it in
+* ``end`` counts it in ``gateway_http_requests_total`` and times it in
   ``gateway_http_request_duration_seconds`` under its route *template* (bounded labels),
+  through the process's ``HttpTally`` (handed to prometheus-client once per loop turn),
   and writes one line: request id, reseller id, route, method, status, duration. Probe
   and scrape routes log at DEBUG so they do not drown the rest.
 """
@@ -34,12 +35,15 @@ QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class RequestObserver:
-    def __init__(self, *, quiet_routes: Collection[str] = QUIET_ROUTES) -> None:
+    def __init__(
+        self,
+        *,
+        quiet_routes: Collection[str] = QUIET_ROUTES,
+        tally: metrics.HttpTally = metrics.HTTP_TALLY,
+    ) -> None:
         self.quiet_routes = frozenset(quiet_routes)
         self.templates = metrics.RouteTemplates()
-        # Metric children by label values: bounded (templates x methods x statuses), and
-        # looking them up here is cheaper than prometheus-client's labels() each time.
-        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+        self.tally = tally
 
     def begin(self, scope: Scope, state: dict[str, Any]) -> tuple[LogContext, Token[Any]]:
         """Open the request's log context and count it in flight."""
@@ -48,32 +52,22 @@ class RequestObserver:
         assert ctx is not None
         templates = self.templates
         ctx.route_of = lambda: templates.routed(scope)
-        metrics.HTTP_IN_FLIGHT.inc()
+        self.tally.started()
         return ctx, token
 
     def end(
         self, scope: Scope, ctx: LogContext, token: Token[Any], status: int, elapsed: float
     ) -> None:
         """Count, time and log the finished request; close its log context."""
-        metrics.HTTP_IN_FLIGHT.dec()
         try:
-            self._record(scope, ctx, status, elapsed)
+            route = self.templates.label(scope)
+            method = metrics.normalise_method(scope.get("method", ""))
+            self.tally.finished(route, method, status, elapsed)
+            self._log(ctx, route, method, status, elapsed)
         finally:
             close_context(token)
 
-    def _record(self, scope: Scope, ctx: LogContext, status: int, elapsed: float) -> None:
-        route = self.templates.label(scope)
-        method = metrics.normalise_method(scope.get("method", ""))
-        key = (route, method, status)
-        children = self._children.get(key)
-        if children is None:
-            children = (
-                metrics.HTTP_REQUESTS.labels(route, method, str(status)),
-                metrics.HTTP_LATENCY.labels(route, method),
-            )
-            self._children[key] = children
-        children[0].inc()
-        children[1].observe(elapsed)
+    def _log(self, ctx: LogContext, route: str, method: str, status: int, elapsed: float) -> None:
         if status >= 500:
             level = logging.ERROR
         elif route in self.quiet_routes:

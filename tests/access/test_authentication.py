@@ -151,6 +151,24 @@ async def test_rotation_with_grace_keeps_both_keys_until_the_old_one_expires(
         assert await _status(client, new) == 401
 
 
+async def test_a_remembered_key_stops_at_its_expiry_not_at_the_cache_refresh(
+    make_gateway: MakeGateway,
+) -> None:
+    """Remembering a key that matched must not stretch its life: a key rotated with a
+    short grace stops when the grace ends, though the cache would keep it a minute."""
+    gw = await make_gateway(key_cache_seconds=60)
+    caller = await issue_key(gw, scopes=["catalog:read"])
+    store = gw.services["access"].store
+    await store.rotate_key(caller.key.id, grace_seconds=1.5)
+    async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
+        assert await _status(client, caller.token) == 200  # remembered from here on
+        assert await _status(client, caller.token) == 200
+        await asyncio.sleep(1.6)
+        response = await client.get("/v1/test/whoami", headers=caller.headers)
+        assert response.status_code == 401
+        assert response.json()["error"]["message"] == "the API key has been revoked or has expired"
+
+
 def _count_loads(gw: Any, *, delay: float = 0.0) -> list[str]:
     """Record the key ids the access store reads (each read ``delay`` seconds slower)."""
     store = gw.services["access"].store
