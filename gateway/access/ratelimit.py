@@ -225,15 +225,20 @@ class ResellerLimiter:
         the plan is found again by one comparison)."""
         rate = credential.rate
         plan = self._plans.get(credential.digest)
-        if plan is None or (plan.rate is not rate and plan.rate != rate):
+        if plan is not None and plan.rate is rate:
+            return plan
+        if plan is not None and plan.rate == rate:
+            plan = plan._replace(rate=rate)  # the same limit, reloaded: compare once
+        else:
             if len(self._plans) > 10_000:
                 self._plans.clear()
-            plan = self._plans[credential.digest] = _Plan(
+            plan = _Plan(
                 rate,
                 self._keys.reseller_rate(credential.key.id),
                 lease_size(rate),
                 policy_headers(rate.limit),
             )
+        self._plans[credential.digest] = plan
         return plan
 
     def held(self, credential: Credential) -> Headers | None:

@@ -106,8 +106,27 @@ def _service(request: Request) -> CatalogService:
 
 
 def _reseller_rule(request: Request) -> MarkupRule | None:
-    reseller = getattr(request.state, "reseller", None)
+    # The access guard leaves the reseller in the request's state (``request.state``
+    # reads the same dict, through a wrapper object built per request).
+    reseller = request.scope.get("state", {}).get("reseller")
     return getattr(reseller, "markup", None)
+
+
+class _JsonBody(Response):
+    """A JSON answer already serialised (the page caches hold bytes): its two headers
+    are built directly, without ``Response``'s rendering and media-type checks, which
+    cost more than the cached look-up itself."""
+
+    media_type = "application/json"
+
+    def __init__(self, body: bytes) -> None:
+        self.status_code = 200
+        self.background = None
+        self.body = body
+        self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
 
 
 def _loading() -> ApiError:
@@ -138,7 +157,7 @@ def _page(request: Request, model: type[ProductQuery]) -> Response:
     if body is None:
         body = _render(state, parse_query(request, model), rule)
         state.pages.remember(route, raw_query, basis, body)
-    return Response(body, media_type="application/json")
+    return _JsonBody(body)
 
 
 def _render(state: CatalogState, params: ProductQuery, rule: MarkupRule | None) -> bytes:

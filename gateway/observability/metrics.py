@@ -269,22 +269,22 @@ class RouteTemplates:
     """
 
     def __init__(self) -> None:
-        self._by_route: dict[int, str] = {}
-        self._routes: list[BaseRoute] | None = None
+        # id(route) -> (route, template): the route is kept to check identity, so an id
+        # reused by another object after a route is gone cannot borrow its template.
+        self._by_route: dict[int, tuple[BaseRoute, str]] = {}
 
     def label(self, scope: dict[str, Any]) -> str:
-        routes = _app_routes(scope)
-        if routes is not self._routes:
-            self._routes = routes
-            self._by_route = dict(_templates(routes or [], ""))
         route = scope.get("route")
         if route is not None:
-            found = self._by_route.get(id(route))
-            if found is None:  # routes added after start-up
-                self._by_route = dict(_templates(routes or [], ""))
-                found = self._by_route.get(id(route))
-            if found is not None:
-                return found
+            known = self._by_route.get(id(route))
+            if known is not None and known[0] is route:
+                return known[1]
+        routes = _app_routes(scope)
+        if route is not None:  # a route not seen yet (a new app, routes added later)
+            self._by_route = dict(_templates(routes or [], ""))
+            known = self._by_route.get(id(route))
+            if known is not None and known[0] is route:
+                return known[1]
         return _match(routes or [], scope, "") or UNMATCHED
 
     def routed(self, scope: dict[str, Any]) -> str | None:
@@ -300,19 +300,18 @@ def _app_routes(scope: dict[str, Any]) -> list[BaseRoute] | None:
     return routes if isinstance(routes, list) else None
 
 
-def _templates(routes: Iterable[BaseRoute], prefix: str) -> Iterable[tuple[int, str]]:
+def _templates(
+    routes: Iterable[BaseRoute], prefix: str
+) -> Iterable[tuple[int, tuple[BaseRoute, str]]]:
     for route in routes:
         if isinstance(route, Mount):
-            inner = route.routes
-            if inner:
-                yield id(route), prefix + route.path + "/{path:path}"
-                yield from _templates(inner, prefix + route.path)
-            else:
-                yield id(route), prefix + route.path + "/{path:path}"
+            yield id(route), (route, prefix + route.path + "/{path:path}")
+            if route.routes:
+                yield from _templates(route.routes, prefix + route.path)
         else:
             path = getattr(route, "path", None)
             if isinstance(path, str):
-                yield id(route), prefix + path
+                yield id(route), (route, prefix + path)
 
 
 def _match(routes: Iterable[BaseRoute], scope: dict[str, Any], prefix: str) -> str | None:
