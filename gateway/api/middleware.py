@@ -191,7 +191,7 @@ class FrontDoor:
             return message
 
         observer = self.observer
-        ctx, token = observer.begin(scope, state)
+        token = observer.begin(scope, state)
         began = time.perf_counter()
         try:
             if content_length is not None:
@@ -227,7 +227,7 @@ class FrontDoor:
             else:
                 await response(scope, receive, send_with_headers)
         finally:
-            observer.end(scope, ctx, token, status, time.perf_counter() - began)
+            observer.end(scope, token, status, time.perf_counter() - began)
 
 
 class GatewayApp(Starlette):

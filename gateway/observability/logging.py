@@ -29,9 +29,8 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from pydantic import BaseModel, SecretBytes, SecretStr
@@ -197,28 +196,37 @@ def redact_value(value: Any, name: str = "") -> Any:
 # ------------------------------------------------------------------- context
 
 
-@dataclass(slots=True)
 class LogContext:
     """What every log line of one request (or one job) carries.
 
     ``state`` is the request's ``scope["state"]`` when there is one: the request id the
     API face settles on (``state["request_id"]``) and the reseller the access guard admits
     (``state["reseller"]``) are read from it at the moment a line is written, so the
-    layers that own those values need not know about logging."""
+    layers that own those values need not know about logging. The HTTP front door's
+    subclass also knows the route template once the router has matched (``routed``).
+
+    The defaults are class attributes and an instance stores only what it is given: one
+    context is built per HTTP request, and each stored attribute costs."""
 
     request_id: str | None = None
     reseller_id: str | None = None
     route: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] | None = None
     state: dict[str, Any] | None = None
-    #: Gives the route template once the router has matched (set by the HTTP middleware).
-    route_of: Callable[[], str | None] | None = None
+
+    def __init__(self, *, state: dict[str, Any] | None = None) -> None:
+        if state is not None:
+            self.state = state
+
+    def routed(self) -> str | None:
+        """The route template, when the context knows how to find it."""
+        return None
 
     def resolve(self) -> None:
-        """Take the request id and reseller from ``state``, and the route from the router,
-        once they are known."""
-        if self.route is None and self.route_of is not None:
-            self.route = self.route_of()
+        """Take the request id and reseller from ``state``, and the route, once they
+        are known."""
+        if self.route is None:
+            self.route = self.routed()
         state = self.state
         if state is None:
             return
@@ -239,7 +247,8 @@ class LogContext:
             out["reseller_id"] = self.reseller_id
         if self.route is not None:
             out["route"] = self.route
-        out.update(self.extra)
+        if self.extra:
+            out.update(self.extra)
         return out
 
 
@@ -259,6 +268,12 @@ def open_context(**fields: Any) -> Token[LogContext | None]:
     """Start a fresh context (one per request or job); undo with ``close_context``."""
     ctx = LogContext()
     _assign(ctx, fields)
+    return enter_context(ctx)
+
+
+def enter_context(ctx: LogContext) -> Token[LogContext | None]:
+    """Make ``ctx`` (built by the caller) the current context; undo with
+    ``close_context``."""
     return _CONTEXT.set(ctx)
 
 
@@ -296,7 +311,10 @@ def _assign(ctx: LogContext, fields: Mapping[str, Any]) -> None:
         elif name in ("request_id", "reseller_id", "route"):
             setattr(ctx, name, None if value is None else str(value))
         elif value is None:
-            ctx.extra.pop(name, None)
+            if ctx.extra:
+                ctx.extra.pop(name, None)
+        elif ctx.extra is None:
+            ctx.extra = {name: value}
         else:
             ctx.extra[name] = value
 

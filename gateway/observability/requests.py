@@ -27,11 +27,25 @@ from typing import Any
 from starlette.types import Scope
 
 from gateway.observability import metrics
-from gateway.observability.logging import LogContext, close_context, current_context, open_context
+from gateway.observability.logging import LogContext, close_context, current_context, enter_context
+from gateway.observability.metrics import RouteTemplates
 
 log = logging.getLogger("gateway.http")
 
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class _RequestContext(LogContext):
+    """The log context of one HTTP request: three stores to build (no closure), and the
+    route template asked of the router only when a line is written."""
+
+    def __init__(self, state: dict[str, Any], scope: Scope, templates: RouteTemplates) -> None:
+        self.state = state
+        self.scope = scope
+        self.templates = templates
+
+    def routed(self) -> str | None:
+        return self.templates.routed(self.scope)
 
 
 class RequestObserver:
@@ -42,32 +56,26 @@ class RequestObserver:
         tally: metrics.HttpTally = metrics.HTTP_TALLY,
     ) -> None:
         self.quiet_routes = frozenset(quiet_routes)
-        self.templates = metrics.RouteTemplates()
+        self.templates = RouteTemplates()
         self.tally = tally
 
-    def begin(self, scope: Scope, state: dict[str, Any]) -> tuple[LogContext, Token[Any]]:
+    def begin(self, scope: Scope, state: dict[str, Any]) -> Token[Any]:
         """Open the request's log context and count it in flight."""
-        token = open_context(state=state)
-        ctx = current_context()
-        assert ctx is not None
-        templates = self.templates
-        ctx.route_of = lambda: templates.routed(scope)
+        token = enter_context(_RequestContext(state, scope, self.templates))
         self.tally.started()
-        return ctx, token
+        return token
 
-    def end(
-        self, scope: Scope, ctx: LogContext, token: Token[Any], status: int, elapsed: float
-    ) -> None:
+    def end(self, scope: Scope, token: Token[Any], status: int, elapsed: float) -> None:
         """Count, time and log the finished request; close its log context."""
         try:
             route = self.templates.label(scope)
             method = metrics.normalise_method(scope.get("method", ""))
             self.tally.finished(route, method, status, elapsed)
-            self._log(ctx, route, method, status, elapsed)
+            self._log(route, method, status, elapsed)
         finally:
             close_context(token)
 
-    def _log(self, ctx: LogContext, route: str, method: str, status: int, elapsed: float) -> None:
+    def _log(self, route: str, method: str, status: int, elapsed: float) -> None:
         if status >= 500:
             level = logging.ERROR
         elif route in self.quiet_routes:
@@ -76,8 +84,9 @@ class RequestObserver:
             level = logging.INFO
         if not log.isEnabledFor(level):
             return
+        ctx = current_context()
+        assert ctx is not None  # opened by begin, closed after this line
         ctx.route = route
-        ctx.route_of = None
         ctx.resolve()
         log.log(
             level,
