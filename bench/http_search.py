@@ -15,11 +15,13 @@ The load comes from a separate client process: ``wrk`` when installed
 (``apt-get install -y wrk``), else a Python client (httpx, asyncio) whose own cost caps
 what it can measure (it says so). Queries rotate over one-word, two-word and
 prefix/typo searches (``bench.search_latency.queries``), a page of 20, no facets. The
-servers are measured one after another, ``BENCH_ROUNDS`` times (default 3) in the same
+servers are measured one after another, ``BENCH_ROUNDS`` times (default 5) in the same
 run, each round in a rotated order; the table shows each server's best round, and the
 verdict uses the median over rounds of gateway ÷ bare within one round (two figures
-taken seconds apart, so a slow phase of the machine affects both). Target: the gateway
-serves at least 0.6 of the bare endpoint's requests per second.
+taken seconds apart, so a slow phase of the machine affects both). With two CPUs or more
+and ``taskset``, the server runs on CPU 0 and ``wrk`` on CPU 1 (``BENCH_PIN=0``: not
+pinned). Target: the gateway serves at least 0.6 of the bare endpoint's requests per
+second.
 
     python -m bench http_search
     BENCH_PRODUCTS=10000 BENCH_SECONDS=5 python -m bench http_search   # quicker
@@ -48,6 +50,19 @@ import httpx
 
 TARGET_RATIO = 0.6
 CONNECTIONS = 32
+SERVER_CPU, CLIENT_CPU = 0, 1
+
+
+def _pinned(cpu: int, command: list[str]) -> list[str]:
+    """``command`` bound to one CPU when the machine has two or more and ``taskset`` is
+    there: server and client then never compete for a core or migrate between them,
+    which is most of this benchmark's run-to-run noise on a small VM. Every server is
+    pinned alike, so the ratios compare like with like."""
+    if os.environ.get("BENCH_PIN", "1") == "0" or (os.cpu_count() or 1) < 2:
+        return command
+    if shutil.which("taskset") is None:
+        return command
+    return ["taskset", "-c", str(cpu), *command]
 
 
 def _free_port() -> int:
@@ -67,7 +82,7 @@ class Server:
             "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
             "--no-access-log", "--log-level", "warning",
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, env={**os.environ, **env})
+        self.process = subprocess.Popen(_pinned(SERVER_CPU, command), env={**os.environ, **env})
 
     def wait(self, path: str, headers: dict[str, str], within: float = 180.0) -> None:
         deadline = time.monotonic() + within
@@ -136,8 +151,8 @@ def _wrk(url: str, paths: list[str], headers: dict[str, str], seconds: float) ->
         script.write("\n".join(lines))
     try:
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{int(seconds)}s", "--latency",
-             "-s", script.name, url],
+            _pinned(CLIENT_CPU, ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{int(seconds)}s",
+                                 "--latency", "-s", script.name, url]),
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
     finally:
@@ -195,8 +210,8 @@ def run() -> dict[str, Any]:
 
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     products = int(os.environ.get("BENCH_PRODUCTS", 100_000))
-    seconds = float(os.environ.get("BENCH_SECONDS", 8))
-    n_rounds = max(1, int(os.environ.get("BENCH_ROUNDS", 3)))
+    seconds = float(os.environ.get("BENCH_SECONDS", 6))
+    n_rounds = max(1, int(os.environ.get("BENCH_ROUNDS", 5)))
     load = _wrk if shutil.which("wrk") else _python_load
     prefix = f"bench-http-{uuid.uuid4().hex[:8]}"
     texts = [t for kind in queries(products).values() for t in kind[:40]]
