@@ -85,8 +85,13 @@ class _Decided(NamedTuple):
 class _Lease:
     __slots__ = ("decided", "decision", "expires", "tokens")
 
-    def __init__(self, tokens: int, decision: Decision, plan: _Plan, expires: float) -> None:
-        self.tokens = tokens
+    def __init__(self, plan: _Plan, decision: Decision, tokens: int, expires: float) -> None:
+        self.tokens = 0
+        self.renew(plan, decision, tokens, expires)
+
+    def renew(self, plan: _Plan, decision: Decision, tokens: int, expires: float) -> None:
+        """Add ``tokens`` taken by ``decision`` to those still held, until ``expires``."""
+        self.tokens += tokens
         self.decision = decision
         self.decided = _decided(plan, decision)
         self.expires = expires
@@ -198,12 +203,9 @@ class ResellerLimiter:
                 self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
             lease = self._leases.get(key)
             if lease is not None and now < lease.expires:
-                lease.tokens += size - 1
-                lease.decision = decision
-                lease.decided = _decided(plan, decision)
-                lease.expires = now + LEASE_SECONDS
+                lease.renew(plan, decision, size - 1, now + LEASE_SECONDS)
             else:
-                lease = self._leases[key] = _Lease(size - 1, decision, plan, now + LEASE_SECONDS)
+                lease = self._leases[key] = _Lease(plan, decision, size - 1, now + LEASE_SECONDS)
             return decision, lease.decided, lease.tokens
         finally:
             if self._refills.get(key) is done:
