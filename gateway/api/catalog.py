@@ -112,6 +112,9 @@ def _reseller_rule(request: Request) -> MarkupRule | None:
     return getattr(reseller, "markup", None)
 
 
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
 class _JsonBody(Response):
     """A JSON answer already serialised (the page caches hold bytes): its two headers
     are built directly, without ``Response``'s rendering and media-type checks, which
@@ -124,9 +127,6 @@ class _JsonBody(Response):
         self.background = None
         self.body = body
         self.raw_headers = [(b"content-length", b"%d" % len(body)), _JSON_TYPE]
-
-
-_JSON_TYPE = (b"content-type", b"application/json")
 
 
 def _loading() -> ApiError:

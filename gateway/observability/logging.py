@@ -205,18 +205,15 @@ class LogContext:
     layers that own those values need not know about logging. The HTTP front door's
     subclass also knows the route template once the router has matched (``routed``).
 
-    The defaults are class attributes and an instance stores only what it is given: one
-    context is built per HTTP request, and each stored attribute costs."""
+    The defaults are class attributes and an instance stores only what is assigned to it
+    (``bind``, or a subclass's constructor): one context is built per HTTP request, and
+    each stored attribute costs."""
 
     request_id: str | None = None
     reseller_id: str | None = None
     route: str | None = None
     extra: dict[str, Any] | None = None
     state: dict[str, Any] | None = None
-
-    def __init__(self, *, state: dict[str, Any] | None = None) -> None:
-        if state is not None:
-            self.state = state
 
     def routed(self) -> str | None:
         """The route template, when the context knows how to find it."""

@@ -94,10 +94,9 @@ HTTP_IN_FLIGHT = Gauge(
 
 
 class _RouteTally:
-    __slots__ = ("buckets", "count", "seconds")
+    __slots__ = ("buckets", "seconds")
 
     def __init__(self) -> None:
-        self.count = 0
         self.seconds = 0.0
         self.buckets = [0] * (len(HTTP_LATENCY_BUCKETS) + 1)  # the last one is +Inf
 
@@ -138,7 +137,6 @@ class HttpTally:
         tally = self._pending.get(key)
         if tally is None:
             tally = self._pending[key] = _RouteTally()
-        tally.count += 1
         tally.seconds += seconds
         tally.buckets[bisect_left(HTTP_LATENCY_BUCKETS, seconds)] += 1
         self._schedule()
@@ -165,7 +163,7 @@ class HttpTally:
                     HTTP_REQUESTS.labels(route, method, str(status)),
                     HTTP_LATENCY.labels(route, method),
                 )
-            children[0].inc(tally.count)
+            children[0].inc(sum(tally.buckets))
             children[1].add(tally.buckets, tally.seconds)
         change = self._in_flight - self._published_in_flight
         if change:
@@ -277,15 +275,12 @@ class RouteTemplates:
         route = scope.get("route")
         if route is not None:
             known = self._by_route.get(id(route))
+            if known is None or known[0] is not route:  # not seen yet: a new app, new routes
+                self._by_route = dict(_templates(_app_routes(scope) or [], ""))
+                known = self._by_route.get(id(route))
             if known is not None and known[0] is route:
                 return known[1]
-        routes = _app_routes(scope)
-        if route is not None:  # a route not seen yet (a new app, routes added later)
-            self._by_route = dict(_templates(routes or [], ""))
-            known = self._by_route.get(id(route))
-            if known is not None and known[0] is route:
-                return known[1]
-        return _match(routes or [], scope, "") or UNMATCHED
+        return _match(_app_routes(scope) or [], scope, "") or UNMATCHED
 
     def routed(self, scope: dict[str, Any]) -> str | None:
         """The template once the router has matched this request, else ``None`` (cheap:
