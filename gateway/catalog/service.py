@@ -39,9 +39,14 @@ from gateway.catalog.pages import PageCache
 from gateway.catalog.snapshot import LoadedSnapshot, SnapshotMissing, SnapshotStore
 from gateway.catalog.sync import CatalogSync, SyncReport, SyncStatus
 from gateway.catalog.taxonomy import Taxonomy
+from gateway.observability.shutdown import cancel_and_wait
 from gateway.pricing import MarkupRule, PriceList
 from gateway.redis_keys import RedisKeys
 from gateway.settings import CatalogSettings
+
+#: How long ``stop`` waits for a cancelled sync to clean up (release its lock, discard
+#: its staged version) before abandoning it.
+STOP_SECONDS = 5.0
 
 log = logging.getLogger("gateway.catalog.service")
 
@@ -207,11 +212,7 @@ class CatalogService:
         """Cancel the background work and wait for it (a running sync releases its lock
         and discards its staged version). Idempotent."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks, within=STOP_SECONDS, what="catalog background work")
 
     # ------------------------------------------------------------ refreshing
 

@@ -22,9 +22,14 @@ only the answers to the requests still in flight.
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Collection
 from typing import Any
 
 from gateway.settings import Settings
+
+log = logging.getLogger("gateway.shutdown")
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -40,3 +45,28 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "log_level": settings.log_level.lower(),
     }
+
+
+async def cancel_and_wait(
+    tasks: Collection[asyncio.Task[Any]], *, within: float, what: str
+) -> None:
+    """Cancel ``tasks`` and wait for them, at most ``within`` seconds; log and abandon any
+    that are still running then.
+
+    Bounded because redis-py can swallow the cancellation of a task that is mid-command
+    (see ``docs/operations.md``): a background loop may then outlive ``cancel()``, and an
+    unbounded wait would hang the stop. Cancelled once only: a second cancellation would
+    interrupt the clean-up a task runs when cancelled (releasing a lock, say). Exceptions
+    the tasks ended with are retrieved here: a stop is not the place to raise them."""
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    done, stuck = await asyncio.wait(tasks, timeout=within)
+    for task in done:
+        if not task.cancelled():
+            task.exception()
+    if stuck:
+        log.warning(
+            "%s did not stop within %.1f s; abandoning %d task(s)", what, within, len(stuck)
+        )

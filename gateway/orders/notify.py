@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.observability.shutdown import cancel_and_wait
+
 log = logging.getLogger("gateway.orders.notify")
 
 
@@ -71,9 +73,7 @@ class OrderNotifier:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait([task], within=2.0, what="order notification listener")
 
     async def _listen(self) -> None:
         delay = 0.1

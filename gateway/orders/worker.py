@@ -23,6 +23,7 @@ import os
 import secrets
 import socket
 
+from gateway.observability.shutdown import cancel_and_wait
 from gateway.orders import metrics
 from gateway.orders.processing import OrderProcessor
 from gateway.orders.queue import Delivery, JobQueue
@@ -88,15 +89,7 @@ class OrderWorker:
         has not ended after a short wait is abandoned rather than waited on forever."""
         self._stopping = True
         loops, self._loops = self._loops, []
-        for task in loops:
-            task.cancel()
-        if loops:
-            _, stuck = await asyncio.wait(loops, timeout=2.0)
-            if stuck:
-                log.warning(
-                    "order worker loops did not stop in time; abandoning them",
-                    extra={"worker": self.name, "loops": len(stuck)},
-                )
+        await cancel_and_wait(loops, within=2.0, what=f"order worker {self.name}'s loops")
         running = list(self._running.values())
         if running:
             await asyncio.wait(running, timeout=self.settings.shutdown_grace_seconds)

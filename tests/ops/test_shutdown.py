@@ -179,3 +179,37 @@ async def test_redis_client_honours_cancellation(redis_url: str, key_prefix: str
     finally:
         await client.aclose()
     assert survived == 0, f"{survived} cancelled loops kept running"
+
+
+async def test_a_task_that_swallows_its_cancellation_is_abandoned_in_bounded_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What the Redis client sometimes does to a background loop: the stop must still
+    return, say so, and not wait for the loop (nor raise what a stopped task raised)."""
+    import asyncio
+    import contextlib
+
+    from gateway.observability.shutdown import cancel_and_wait
+
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            with contextlib.suppress(asyncio.CancelledError):  # as redis-py does, now and then
+                await asyncio.sleep(0.01)
+
+    async def failing() -> None:
+        raise RuntimeError("ended badly before the stop")
+
+    async def obedient() -> None:
+        await asyncio.sleep(60)
+
+    stuck, failed, fine = (asyncio.create_task(f()) for f in (stubborn, failing, obedient))
+    await asyncio.sleep(0.02)
+    started = time.monotonic()
+    await cancel_and_wait([stuck, failed, fine], within=0.3, what="test loops")
+    assert 0.3 <= time.monotonic() - started < 2
+    assert fine.cancelled() and failed.done() and not stuck.done()
+    assert "test loops did not stop within 0.3 s; abandoning 1 task(s)" in caplog.text
+    release.set()
+    await stuck
