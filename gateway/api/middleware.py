@@ -52,7 +52,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.api.errors import ApiError, error_body
+from gateway.api.errors import ApiError, error_body, from_domain
+from gateway.errors import GatewayError, Internal
 from gateway.observability.requests import RequestObserver
 
 log = logging.getLogger("gateway.api")
@@ -105,6 +106,10 @@ def error_response(
 
 def _error_for(exc: Exception, rid: str) -> Response | None:
     """The envelope for an error a client caused (``None``: not one of those)."""
+    if isinstance(exc, Internal):
+        return None  # logged with its traceback as unhandled, answered 500 without detail
+    if isinstance(exc, GatewayError):
+        exc = from_domain(exc)
     if isinstance(exc, ApiError):
         return error_response(
             rid, exc.status, exc.code, exc.message, headers=exc.headers, details=exc.details
