@@ -21,6 +21,7 @@ from starlette.routing import Route
 
 from gateway.api.errors import ApiError
 from gateway.api.spec import operation, parse_query
+from gateway.bootstrap import Gateway
 from gateway.catalog import schema
 from gateway.catalog.detail import DetailNotFound, DetailUnavailable
 from gateway.catalog.index import CatalogIndex, QueryError, SearchQuery
@@ -102,7 +103,8 @@ class SearchParams(ProductQuery):
 
 
 def _service(request: Request) -> CatalogService:
-    return request.app.state.gateway.services["catalog"]  # type: ignore[no-any-return]
+    gateway: Gateway = request.app.state.gateway
+    return gateway.services.catalog
 
 
 def _reseller_rule(request: Request) -> MarkupRule | None:

@@ -13,26 +13,29 @@ Starlette's two exception middlewares): each layer costs a call frame and a wrap
   including for the answers the layers below give before routing (401, 403, 429) and
   the 500 of an unexpected exception;
 * every error in one envelope, ``{"error": {"code", "message", "request_id"}}``, here
-  and nowhere else: ``ApiError`` (handlers, parsing, access checks), Starlette's
+  and nowhere else: the domain errors services raise (``gateway.errors``: orders,
+  access, catalog; turned into a status and ``Retry-After`` by
+  ``gateway.api.errors.from_domain``), ``ApiError`` (handlers, parsing), Starlette's
   ``HTTPException`` (unknown route 404, wrong method 405 with ``Allow``), and anything
-  else, logged with the request id and a traceback and answered 500 ``internal_error``
-  with no detail.
+  else, ``gateway.errors.Internal`` included, logged with the request id and a traceback
+  and answered 500 ``internal_error`` with no detail.
 
 ``GatewayApp`` is a ``Starlette`` whose middleware stack is exactly this door over the
 router: Starlette's ``ServerErrorMiddleware`` and ``ExceptionMiddleware`` would only
 repeat what the door does.
 
-Stable codes: ``not_found``, ``method_not_allowed``, ``invalid_parameter`` (400 query),
+Stable codes: ``not_found`` (no route; no product), ``method_not_allowed``,
+``invalid_parameter`` (400 query),
 ``malformed_json`` (400), ``bad_request`` (400 other), ``validation_failed`` (422 body),
 ``body_too_large`` (413), ``unsupported_media_type`` (415),
 ``authentication_required`` / ``invalid_api_key`` (401), ``insufficient_scope`` /
 ``ip_not_allowed`` / ``reseller_disabled`` (403), ``rate_limited`` (429),
 ``service_unavailable`` / ``rate_limiter_unavailable`` (503), ``internal_error`` (500);
-features add their own (``product_not_found``, ``price_changed`` ...).
+features add their own (``order_not_found``, ``price_changed`` ...).
 
 Inner layers attach response headers with ``add_response_headers`` (the access guard's
-rate-limit headers), and they are sent on whatever response ends the request, errors
-included.
+rate-limit headers and authentication challenges), and they are sent on whatever
+response ends the request, errors included.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def _with_orders(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T
 
         gateway = await bootstrap(settings)
         try:
-            return await action(gateway.services["orders"])
+            return await action(gateway.services.orders)
         finally:
             await gateway.aclose()
 
@@ -74,7 +74,7 @@ async def _run_worker(settings: Settings) -> None:
     from gateway.bootstrap import bootstrap
 
     gateway = await bootstrap(settings)
-    orders = gateway.services["orders"]
+    orders = gateway.services.orders
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
