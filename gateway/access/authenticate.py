@@ -177,8 +177,8 @@ class Authenticator:
                 retry_after=1,
             ) from exc
         credential = None
-        if loaded is not None and loaded[1] is not None:
-            stored, reseller = loaded
+        stored, reseller = loaded if loaded is not None else (None, None)
+        if stored is not None and reseller is not None:
             limit = stored.key.rate_limit or self._default_rate_limit
             credential = Credential(
                 key=stored.key,

@@ -81,6 +81,7 @@ async def _run_worker(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await orders.start(workers=True, notifications=False)
+        assert orders.worker is not None  # workers=True starts one
         click.echo(f"order worker {orders.worker.name} running; Ctrl-C to stop", err=True)
         await stop.wait()
     finally:
