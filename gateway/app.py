@@ -28,6 +28,8 @@ Layers, outermost first, and why in this order
    line, and every error in the envelope (404, 405 with ``Allow``, 401/403/429, 500).
    Outside routing, so even a 404 gets them. One layer, because each layer costs a frame
    and a wrapped ``send`` per request (``GatewayApp`` drops Starlette's own two).
+   Middleware added with ``app.add_middleware`` (plug-ins, tests) runs inside the door,
+   above the router (see ``GatewayApp``).
 2. The router, then per route ``AccessGuard`` (``gateway.api.guard``): key, reseller,
    IP allowlist, scope, rate limit (decided by ``gateway.access``; the guard adds the
    rate-limit headers and authentication challenges), then the handler itself. Per

@@ -238,8 +238,49 @@ class FrontDoor:
             observer.end(scope, token, status, time.perf_counter() - began)
 
 
+class _AnswerErrors:
+    """Answers the errors a client caused right above the router, so that middleware added
+    to the app sees those responses; the door answers everything else (an unexpected
+    error, an error after the response started)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            response = None if started else _error_for(exc, scope["state"]["request_id"])
+            if response is None:
+                raise
+            await response(scope, receive, send)
+
+
 class GatewayApp(Starlette):
-    """A ``Starlette`` whose whole middleware stack is one ``FrontDoor`` over the router."""
+    """A ``Starlette`` whose middleware stack is one ``FrontDoor`` over the router.
+
+    Middleware added with ``add_middleware`` runs *inside* the door, between it and the
+    router, in Starlette's order (the last added is the outermost of them): every
+    response still gets the request id, the metrics and the log line, and whatever such
+    a middleware raises is answered in the error envelope (or logged as a 500), as for a
+    handler. The errors of routes and handlers are answered below them (``_AnswerErrors``,
+    with the door's own ``_error_for``), so they see those responses too, as Starlette's
+    own ``ExceptionMiddleware`` would let them. Only what is added pays: without any, the
+    door calls the router directly.
+
+    ``add_exception_handler`` raises: errors are answered by the door alone (raise
+    ``ApiError`` or a ``gateway.errors`` domain error instead), and a handler Starlette
+    would call from the middleware stack the door replaces would never run."""
 
     def __init__(
         self,
@@ -252,4 +293,15 @@ class GatewayApp(Starlette):
         self.max_body_bytes = max_body_bytes
 
     def build_middleware_stack(self) -> ASGIApp:
-        return FrontDoor(self.router, max_body_bytes=self.max_body_bytes)
+        app: ASGIApp = self.router
+        if self.user_middleware:
+            app = _AnswerErrors(app)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return FrontDoor(app, max_body_bytes=self.max_body_bytes)
+
+    def add_exception_handler(self, exc_class_or_status_code: Any, handler: Any) -> None:
+        raise TypeError(
+            "GatewayApp answers every error in its front door: raise gateway.api.errors."
+            "ApiError or a gateway.errors domain error instead of adding an exception handler"
+        )
