@@ -8,10 +8,11 @@ three times. The bucket holds ``limit`` requests (burst = limit) and refills
 continuously at ``limit`` per minute: a reseller may spend its minute's budget at once,
 then one request per ``60/limit`` seconds.
 
-Every decision is reported as a ``Quota`` (limit, remaining, reset): the API layer turns it
-into the rate-limit headers of the answer (``gateway.api.ratelimit_headers``), and a
-refusal is a ``RateLimited`` error carrying its ``Quota`` and the seconds until one more
-request will be admitted.
+Every admission is reported as a ``Quota``: the decision's ``Window`` (limit and reset,
+one object per Redis decision, shared by every request of a lease) and what remains.
+The API layer turns it into the rate-limit headers of the answer
+(``gateway.api.ratelimit_headers``); a refusal is a ``RateLimited`` error carrying its
+``Quota`` and the seconds until one more request will be admitted.
 
 Keys with a high rate lease a slice of their budget per instance: one script call takes
 up to a quarter-second of the key's rate (``cost`` N, at most 1,000) and the instance
@@ -58,13 +59,23 @@ def lease_size(rate: RateLimit) -> int:
     return max(1, min(MAX_LEASE, int(per_second / 4), rate.burst))
 
 
-class Quota(NamedTuple):
-    """Where a key's budget stands after one request: what its answer reports."""
+class Window:
+    """What one Redis decision says about a key's bucket, the same for every request it
+    admits (one, or a whole lease). One object per decision, compared by identity, so
+    whoever presents it may work out its constants once per decision, not per request."""
 
-    limit: int  # requests per minute (also the bucket's size)
-    remaining: int | None  # None: unknown (the limiter could not answer; failed open)
-    reset_at: int = 0  # Unix time at which the bucket is full again
-    reset_in: int = 0  # seconds until then
+    __slots__ = ("limit", "reset_at", "reset_in")
+
+    def __init__(self, limit: int, reset_at: int = 0, reset_in: int = 0) -> None:
+        self.limit = limit  # requests per minute (also the bucket's size)
+        self.reset_at = reset_at  # Unix time at which the bucket is full again
+        self.reset_in = reset_in  # seconds until then
+
+
+#: A key's budget after one request: the decision's window and the requests left (plus
+#: the tokens this instance still holds); ``None`` left: unknown, because the limiter
+#: could not answer and the request was admitted anyway. A plain pair, built per request.
+Quota = tuple[Window, int | None]
 
 
 class RateLimited(TooManyRequests):
@@ -74,7 +85,8 @@ class RateLimited(TooManyRequests):
     def __init__(self, quota: Quota, retry_after: int) -> None:
         super().__init__(
             "rate_limited",
-            f"rate limit of {quota.limit} requests per minute exceeded; retry in {retry_after} s",
+            f"rate limit of {quota[0].limit} requests per minute exceeded; "
+            f"retry in {retry_after} s",
             retry_after=retry_after,
         )
         self.quota = quota
@@ -90,8 +102,7 @@ class _Decided(NamedTuple):
     """What one Redis decision says for every request it admits (one, or a whole
     lease): only ``remaining`` changes per request."""
 
-    reset_at: int  # Unix time at which the bucket is full again
-    reset_in: int  # seconds until the bucket is full again
+    window: Window
     remaining: int  # in the bucket after the decision
 
 
@@ -106,7 +117,7 @@ class _Lease:
         """Add ``tokens`` taken by ``decision`` to those still held, until ``expires``."""
         self.tokens += tokens
         self.decision = decision
-        self.decided = _decided(decision)
+        self.decided = _decided(plan, decision)
         self.expires = expires
 
 
@@ -211,7 +222,7 @@ class ResellerLimiter:
             if not decision.allowed:
                 # Not enough budget for a whole lease: exact one-by-one decisions.
                 decision = await self._limiter.decide(key, rate, mode="deny")
-                return decision, _decided(decision), 0
+                return decision, _decided(plan, decision), 0
             if len(self._leases) > 10_000:
                 self._leases = {k: v for k, v in self._leases.items() if v.expires > now}
             lease = self._leases.get(key)
@@ -260,7 +271,7 @@ class ResellerLimiter:
         lease = self._take(plan.key)
         if lease is None:
             return None
-        return _quota(plan, lease.decided, lease.decided.remaining + lease.tokens)
+        return lease.decided.window, lease.decided.remaining + lease.tokens
 
     async def check(self, credential: Credential, scope: str) -> Quota:
         """Count one request against the key; return its quota, or raise ``RateLimited``
@@ -277,10 +288,10 @@ class ResellerLimiter:
                     decision = await self._batcher.decide(plan.key, rate)
                 else:
                     decision = await self._limiter.decide(plan.key, rate, mode="deny")
-                decided = _decided(decision)
+                decided = _decided(plan, decision)
         except (RedisError, OSError) as exc:
             return self._unavailable(credential, scope, exc)
-        quota = _quota(plan, decided, decided.remaining + held)
+        quota: Quota = (decided.window, decided.remaining + held)
         if not decision.allowed:
             RATELIMIT_REJECTIONS.labels(scope).inc()
             raise RateLimited(quota, max(1, math.ceil(decision.wait_seconds)))
@@ -305,18 +316,13 @@ class ResellerLimiter:
                 "the request cannot be rate-limited right now and is refused; retry shortly",
                 retry_after=1,
             )
-        return Quota(credential.rate.limit, None)
+        return Window(credential.rate.limit), None
 
 
-def _decided(decision: Decision) -> _Decided:
-    return _Decided(
+def _decided(plan: _Plan, decision: Decision) -> _Decided:
+    window = Window(
+        plan.rate.limit,
         math.ceil(time.time() + decision.reset_seconds),
         max(1, math.ceil(decision.reset_seconds)),
-        max(0, decision.remaining),
     )
-
-
-def _quota(plan: _Plan, decided: _Decided, remaining: int) -> Quota:
-    """The quota of one answer (``remaining``: in the bucket, plus the tokens this
-    instance still holds)."""
-    return Quota(plan.rate.limit, remaining, decided.reset_at, decided.reset_in)
+    return _Decided(window, max(0, decision.remaining))

@@ -18,7 +18,7 @@ what is known without Redis is sent: the limit and the policy.
 
 from __future__ import annotations
 
-from gateway.access.ratelimit import Quota
+from gateway.access.ratelimit import Quota, Window
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -43,14 +43,28 @@ def policy_headers(limit: int) -> Headers:
     return headers
 
 
+#: The headers that are the same for every request of one decision (limit, policy,
+#: reset), per ``Window`` (hashed by identity: one per decision). Worked out once per
+#: decision rather than per request; all dropped at once past the bound.
+_constants: dict[Window, Headers] = {}
+_MAX_WINDOWS = 1024
+
+
 def quota_headers(quota: Quota) -> Headers:
     """The rate-limit headers of one answer (lower-case names, as ASGI sends them)."""
-    remaining = quota.remaining
+    window, remaining = quota
     if remaining is None:
-        return policy_headers(quota.limit)
+        return policy_headers(window.limit)
+    constants = _constants.get(window)
+    if constants is None:
+        if len(_constants) >= _MAX_WINDOWS:
+            _constants.clear()
+        constants = _constants[window] = [
+            *policy_headers(window.limit),
+            (b"x-ratelimit-reset", b"%d" % window.reset_at),
+        ]
     return [
-        *policy_headers(quota.limit),
-        (b"x-ratelimit-reset", b"%d" % quota.reset_at),
+        *constants,
         (b"x-ratelimit-remaining", b"%d" % remaining),
-        (b"ratelimit", b'"%s";r=%d;t=%d' % (_POLICY, remaining, quota.reset_in)),
+        (b"ratelimit", b'"%s";r=%d;t=%d' % (_POLICY, remaining, window.reset_in)),
     ]
