@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 from api_routes import FAILING_ROUTES, ROUTES
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.access.testing import TestCaller
@@ -87,9 +89,12 @@ async def test_middleware_cannot_be_added_once_the_app_runs(gateway: Gateway) ->
 
 
 def test_exception_handlers_are_refused_not_ignored(gateway: Gateway) -> None:
+    def handler(request: Request, exc: Exception) -> Response:
+        return Response(status_code=418)
+
     app = create_app(gateway=gateway)
     with pytest.raises(TypeError, match="front door"):
-        app.add_exception_handler(ValueError, lambda request, exc: None)
+        app.add_exception_handler(ValueError, handler)
 
 
 async def test_routing_errors_pass_added_middleware_and_crashes_still_answer_500(
