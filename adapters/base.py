@@ -23,7 +23,7 @@ import math
 import re
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, ClassVar
 
@@ -186,7 +186,7 @@ class SupplierAdapter(ABC):
 
     # ------------------------------------------------------------- contract
 
-    async def iter_catalog(self) -> AsyncIterator[CatalogPage]:
+    async def iter_catalog(self) -> AsyncGenerator[CatalogPage, None]:
         """Every product the supplier offers us, page by page, in a stable order."""
         async for page in self._iter_catalog():
             yield page

@@ -55,7 +55,7 @@ def _index() -> CatalogIndex:
 
 
 def _install(gateway: Any, index: CatalogIndex) -> None:
-    service = gateway.services["catalog"]
+    service = gateway.services.catalog
     service.prices = synthetic.price_list()
     state = CatalogState.of(index)
     if os.environ.get("BENCH_PAGE_CACHE") == "0":  # every request searches and renders

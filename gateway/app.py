@@ -6,15 +6,20 @@ Adding a feature's routes
    unique ``operation_id``, ``tag``, the ``scope`` a key needs (required on every ``/v1``
    route: ``catalog:read``, ``orders:read`` or ``orders:write``; ``None`` is public), the
    query/body/response models, the error statuses it raises, request/response headers.
-2. Parse with ``parse_query`` / ``parse_body``, raise ``gateway.api.errors.ApiError`` for
-   every failure, and read the caller from ``request.state.reseller`` (``Reseller``) and
-   ``request.state.api_key`` (``ApiKey``).
+2. Put the feature's logic in a service (``gateway/<feature>/``) that raises the domain
+   errors of ``gateway.errors`` (``NotFound``, ``Conflict``, ``Unprocessable`` ... with a
+   stable code) and imports neither ``gateway.api`` nor Starlette
+   (``tests/api/test_layering.py`` checks); the front door maps them to HTTP. In the
+   handler, parse with ``parse_query`` / ``parse_body`` (they raise
+   ``gateway.api.errors.ApiError``, the API's own errors), and read the caller from
+   ``request.state.reseller`` (``Reseller``) and ``request.state.api_key`` (``ApiKey``).
 3. Expose ``routes = [Route(...), ...]`` from ``gateway/api/<feature>.py`` and add
    ``*<feature>.routes`` to ``FEATURE_ROUTES`` below. That is all: the access guard,
    ``/openapi.json``, ``/docs``, the schemathesis test and the error envelope find the
    routes in the app.
-4. Services with background work are built in ``bootstrap()`` into ``gateway.services``
-   with idempotent ``start()`` / ``stop()``; the lifespan below starts them.
+4. Services are built in ``bootstrap()`` into ``gateway.services`` (``Services``: one
+   typed attribute each, e.g. ``gateway.services.orders``) with idempotent ``start()`` /
+   ``stop()``; the lifespan below starts them in that order and stops them in reverse.
 
 Layers, outermost first, and why in this order
 ----------------------------------------------
@@ -23,10 +28,13 @@ Layers, outermost first, and why in this order
    line, and every error in the envelope (404, 405 with ``Allow``, 401/403/429, 500).
    Outside routing, so even a 404 gets them. One layer, because each layer costs a frame
    and a wrapped ``send`` per request (``GatewayApp`` drops Starlette's own two).
-2. The router, then per route ``AccessGuard`` (``gateway.access.guard``): key, reseller,
-   IP allowlist, scope, rate limit, then the handler itself. Per route rather than as a
-   middleware because only the matched route knows its scope, and public routes
-   (``/healthz``, ``/metrics``, ``/docs``) then pay nothing for it.
+   Middleware added with ``app.add_middleware`` (plug-ins, tests) runs inside the door,
+   above the router (see ``GatewayApp``).
+2. The router, then per route ``AccessGuard`` (``gateway.api.guard``): key, reseller,
+   IP allowlist, scope, rate limit (decided by ``gateway.access``; the guard adds the
+   rate-limit headers and authentication challenges), then the handler itself. Per
+   route rather than as a middleware because only the matched route knows its scope,
+   and public routes (``/healthz``, ``/metrics``, ``/docs``) then pay nothing for it.
 
 Routes are matched in order, so the busiest (catalog reads) come first.
 """
@@ -39,8 +47,8 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from gateway.access.guard import protect
 from gateway.api import catalog, health, orders
+from gateway.api.guard import protect
 from gateway.api.middleware import GatewayApp
 from gateway.api.openapi import build_document, docs_routes, serialise
 from gateway.bootstrap import Gateway, bootstrap
@@ -77,7 +85,7 @@ def create_app(
             )
         gw = gateway or await bootstrap(cfg)
         app.state.gateway = gw
-        app.state.access = gw.services["access"]
+        app.state.access = gw.services.access
         try:
             await gw.start()
             yield

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import httpx
 
 from adapters.base import SupplierAdapter
 from gateway.access.service import Access
 from gateway.catalog.service import CatalogService
+from gateway.orders.service import OrdersService
 from gateway.orders.wiring import build_orders_service
 from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
@@ -19,6 +21,29 @@ from gateway.store import connect
 from gateway.suppliers import build_adapters
 
 log = logging.getLogger("gateway")
+
+
+class Service(Protocol):
+    """What the gateway runs: idempotent ``start()`` and ``stop()``."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Services:
+    """The gateway's services, in start order (each may use those before it: orders read
+    the catalog and the resellers of access)."""
+
+    access: Access
+    catalog: CatalogService
+    orders: OrdersService
+
+    def in_start_order(self) -> Iterator[tuple[str, Service]]:
+        yield "access", self.access
+        yield "catalog", self.catalog
+        yield "orders", self.orders
 
 
 @dataclass
@@ -30,15 +55,13 @@ class Gateway:
     keys: RedisKeys
     http: httpx.AsyncClient
     adapters: dict[str, SupplierAdapter]
-    services: dict[str, Any] = field(default_factory=dict)
+    services: Services
     _owns_http: bool = True
 
     async def start(self) -> None:
         """Start the services' background work (each ``start()`` is idempotent)."""
-        for service in self.services.values():
-            start = getattr(service, "start", None)
-            if start is not None:
-                await start()
+        for _, service in self.services.in_start_order():
+            await service.start()
 
     async def stop(self) -> None:
         """Stop the services' background work, last started first (idempotent).
@@ -46,11 +69,8 @@ class Gateway:
         Each stop is bounded: a service that does not finish in time is logged and left
         behind, so a shutdown never hangs (unfinished order work stays in the stream)."""
         limit = self.settings.orders.shutdown_grace_seconds + 5.0
-        for name, service in reversed(list(self.services.items())):
-            stop = getattr(service, "stop", None)
-            if stop is None:
-                continue
-            task = asyncio.ensure_future(stop())
+        for name, service in reversed(list(self.services.in_start_order())):
+            task = asyncio.ensure_future(service.stop())
             done, _ = await asyncio.wait({task}, timeout=limit)
             if not done:
                 task.cancel()
@@ -82,17 +102,24 @@ async def bootstrap(
     )
     if adapters is None:
         adapters = build_adapters(settings, http=http, redis=redis)
-    gateway = Gateway(
+    keys = RedisKeys(settings.key_prefix)
+    access = Access.build(redis, keys, settings.access)
+    catalog = CatalogService(redis=redis, keys=keys, adapters=adapters, settings=settings.catalog)
+    orders = build_orders_service(
+        settings,
+        redis=redis,
+        keys=keys,
+        adapters=adapters,
+        http=http,
+        catalog=catalog,
+        access=access,
+    )
+    return Gateway(
         settings=settings,
         redis=redis,
-        keys=RedisKeys(settings.key_prefix),
+        keys=keys,
         http=http,
         adapters=adapters,
+        services=Services(access=access, catalog=catalog, orders=orders),
         _owns_http=owns_http,
     )
-    gateway.services["access"] = Access.build(redis, gateway.keys, settings.access)
-    gateway.services["catalog"] = CatalogService(
-        redis=redis, keys=gateway.keys, adapters=adapters, settings=settings.catalog
-    )
-    gateway.services["orders"] = build_orders_service(gateway)
-    return gateway

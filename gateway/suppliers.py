@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
@@ -48,10 +47,6 @@ def sandbox_environment(servers: dict[str, BackgroundServer]) -> dict[str, str]:
         for field, value in adapters[name].sandbox_settings(server.url).items():
             env[f"GATEWAY_SUPPLIERS__{env_name}__{field.upper()}"] = str(value)
     return env
-
-
-def apply_environment(env: dict[str, str]) -> None:
-    os.environ.update(env)
 
 
 def build_adapters(

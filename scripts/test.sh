@@ -68,4 +68,5 @@ if ! command -v promtool >/dev/null 2>&1; then
 fi
 
 "$VENV/bin/ruff" check .
+"$VENV/bin/mypy"  # strict over gateway/ and adapters/ ([tool.mypy] in pyproject.toml)
 "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider "$@"

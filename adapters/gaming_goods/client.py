@@ -157,7 +157,7 @@ class GamingGoodsAdapter(SupplierAdapter):
                 params={"limit": self.config.page_size, "offset": offset},
             )
             items, total = _page(body)
-            brands.extend(i for i in items if isinstance(i, Mapping))
+            brands.extend(i for i in items if isinstance(i, dict))
             offset += len(items)
             if not items or offset >= total:
                 return brands
@@ -170,7 +170,7 @@ class GamingGoodsAdapter(SupplierAdapter):
         categories = body.get("categories") if isinstance(body, Mapping) else None
         if not isinstance(categories, list):
             raise FatalError("brand categories answer has no 'categories' list", supplier=self.name)
-        return [c for c in categories if isinstance(c, Mapping)]
+        return [c for c in categories if isinstance(c, dict)]
 
     # -------------------------------------------------------------- orders
 

@@ -323,7 +323,7 @@ class VouchersAdapter(SupplierAdapter):
             page += 1
 
     def _has_more(self, response: httpx.Response, page: int, size: int) -> bool:
-        flag = response.headers.get("x-has-more")
+        flag: str | None = response.headers.get("x-has-more")
         if flag is not None:
             return flag.strip().lower() == "true"
         total_pages = _int_header(response, "x-total-pages")

@@ -33,9 +33,8 @@ from gateway.access.client_ip import IPNetwork
 from gateway.access.metrics import AUTH_FAILURES
 from gateway.access.models import ApiKey, Reseller
 from gateway.access.store import KeyStore
-from gateway.api.errors import ApiError
+from gateway.errors import Forbidden, Unauthenticated, Unavailable
 
-_REALM = 'Bearer realm="gateway"'
 _UNKNOWN = object()  # not in the cache (``None`` there means "no such key")
 
 
@@ -84,14 +83,14 @@ class Authenticator:
         return remembered[0]
 
     async def authenticate(self, token: str | None) -> Credential:
-        """The credential of ``token``; ``ApiError`` 401/403/503 otherwise."""
+        """The credential of ``token``; ``Unauthenticated`` (none, or not a usable key),
+        ``Forbidden`` (reseller disabled) or ``Unavailable`` (the store cannot answer)
+        otherwise."""
         if not token:
             AUTH_FAILURES.labels("missing").inc()
-            raise ApiError(
-                401,
+            raise Unauthenticated(
                 "authentication_required",
                 "send your API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                headers={"WWW-Authenticate": _REALM},
             )
         credential = self.known(token)
         if credential is not None:
@@ -105,7 +104,7 @@ class Authenticator:
             raise _invalid("the API key has been revoked or has expired")
         if refusal == "reseller_disabled":
             AUTH_FAILURES.labels("reseller_disabled").inc()
-            raise ApiError(403, "reseller_disabled", "the reseller account is disabled")
+            raise Forbidden("reseller_disabled", "the reseller account is disabled")
         self._remember(token, credential)
         return credential
 
@@ -172,15 +171,14 @@ class Authenticator:
             loaded = await self._store.load(key_id)
         except (RedisError, OSError) as exc:
             AUTH_FAILURES.labels("store_unavailable").inc()
-            raise ApiError(
-                503,
+            raise Unavailable(
                 "service_unavailable",
                 "API keys cannot be checked right now; retry shortly",
-                headers={"Retry-After": "1"},
+                retry_after=1,
             ) from exc
         credential = None
-        if loaded is not None and loaded[1] is not None:
-            stored, reseller = loaded
+        stored, reseller = loaded if loaded is not None else (None, None)
+        if stored is not None and reseller is not None:
             limit = stored.key.rate_limit or self._default_rate_limit
             credential = Credential(
                 key=stored.key,
@@ -198,20 +196,13 @@ class Authenticator:
 
 def _refusal(credential: Credential) -> str | None:
     """Why a key that matched may not be used now (``None``: it may)."""
-    if credential.key.status != "active" or (
-        credential.expires_at is not None and time.time() >= credential.expires_at
-    ):
+    if not credential.key.usable_at(time.time()):
         return "revoked"
     if not credential.reseller.active:
         return "reseller_disabled"
     return None
 
 
-def _invalid(message: str) -> ApiError:
+def _invalid(message: str) -> Unauthenticated:
     AUTH_FAILURES.labels("invalid").inc()
-    return ApiError(
-        401,
-        "invalid_api_key",
-        message,
-        headers={"WWW-Authenticate": _REALM + ', error="invalid_token"'},
-    )
+    return Unauthenticated("invalid_api_key", message)

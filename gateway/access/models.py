@@ -85,8 +85,12 @@ class ApiKey(BaseModel):
         default=None, description="Set when the key is rotated with a grace period."
     )
 
-    def usable_at(self, now: datetime) -> bool:
-        return self.status == "active" and (self.expires_at is None or now < self.expires_at)
+    def usable_at(self, now: float) -> bool:
+        """Whether the key may be used at Unix time ``now``: not revoked, not expired (the
+        one rule; ``gateway.access.authenticate`` applies it to every key that matched)."""
+        return self.status == "active" and (
+            self.expires_at is None or now < self.expires_at.timestamp()
+        )
 
 
 class IssuedKey(BaseModel):

@@ -8,15 +8,11 @@ three times. The bucket holds ``limit`` requests (burst = limit) and refills
 continuously at ``limit`` per minute: a reseller may spend its minute's budget at once,
 then one request per ``60/limit`` seconds.
 
-Headers on every authenticated response:
-
-* ``X-RateLimit-Limit`` / ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset`` as the
-  suppliers send them (``Reset`` is the Unix time at which the bucket is full again);
-* ``RateLimit-Policy: "key";q=<limit>;w=60`` and ``RateLimit: "key";r=<remaining>;t=<s>``
-  following draft-ietf-httpapi-ratelimit-headers-10 (September 2025): one policy named
-  ``key``, quota ``q`` per window ``w`` seconds; ``r`` remaining units, ``t`` seconds
-  until the quota is fully restored;
-* on 429, ``Retry-After``: seconds until one more request will be admitted.
+Every admission is reported as a ``Quota``: the decision's ``Window`` (limit and reset,
+one object per Redis decision, shared by every request of a lease) and what remains.
+The API layer turns it into the rate-limit headers of the answer
+(``gateway.api.ratelimit_headers``); a refusal is a ``RateLimited`` error carrying its
+``Quota`` and the seconds until one more request will be admitted.
 
 Keys with a high rate lease a slice of their budget per instance: one script call takes
 up to a quarter-second of the key's rate (``cost`` N, at most 1,000) and the instance
@@ -25,7 +21,7 @@ before they are spent, so instances together never admit more than the limit; an
 instance that stops receiving a key's traffic loses what it still holds (a brief
 under-admission of at most a quarter-second of that key's rate per instance). Keys below
 480 requests/min lease one token at a time, i.e. every request asks Redis, exactly as
-without leases. ``X-RateLimit-Remaining`` counts held tokens as remaining.
+without leases. ``remaining`` counts held tokens as remaining.
 
 When Redis cannot answer, requests are admitted (fail open) or refused with 503 (fail
 closed) according to ``fail_open_reads`` (catalog and order reads) and
@@ -46,15 +42,12 @@ from adapters.ratelimit import Decision, RateLimit, RedisRateLimiter
 from gateway.access.authenticate import Credential
 from gateway.access.metrics import RATELIMIT_REJECTIONS, RATELIMIT_UNAVAILABLE
 from gateway.access.models import WRITE_SCOPES
-from gateway.api.errors import ApiError
+from gateway.errors import TooManyRequests, Unavailable
 from gateway.redis_keys import RedisKeys
 from gateway.settings import AccessSettings
 
 log = logging.getLogger("gateway.access.ratelimit")
 
-Headers = list[tuple[bytes, bytes]]
-POLICY_NAME = "key"
-_POLICY = POLICY_NAME.encode()
 _WARN_EVERY_SECONDS = 10.0
 LEASE_SECONDS = 1.0
 MAX_LEASE = 1000
@@ -66,19 +59,50 @@ def lease_size(rate: RateLimit) -> int:
     return max(1, min(MAX_LEASE, int(per_second / 4), rate.burst))
 
 
+class Window:
+    """What one Redis decision says about a key's bucket, the same for every request it
+    admits (one, or a whole lease). One object per decision, compared by identity, so
+    whoever presents it may work out its constants once per decision, not per request."""
+
+    __slots__ = ("limit", "reset_at", "reset_in")
+
+    def __init__(self, limit: int, reset_at: int = 0, reset_in: int = 0) -> None:
+        self.limit = limit  # requests per minute (also the bucket's size)
+        self.reset_at = reset_at  # Unix time at which the bucket is full again
+        self.reset_in = reset_in  # seconds until then
+
+
+#: A key's budget after one request: the decision's window and the requests left (plus
+#: the tokens this instance still holds); ``None`` left: unknown, because the limiter
+#: could not answer and the request was admitted anyway. A plain pair, built per request.
+Quota = tuple[Window, int | None]
+
+
+class RateLimited(TooManyRequests):
+    """Over the key's limit: ``quota`` as it stands, ``retry_after`` until one more
+    request will be admitted (whole seconds, at least 1)."""
+
+    def __init__(self, quota: Quota, retry_after: int) -> None:
+        super().__init__(
+            "rate_limited",
+            f"rate limit of {quota[0].limit} requests per minute exceeded; "
+            f"retry in {retry_after} s",
+            retry_after=retry_after,
+        )
+        self.quota = quota
+
+
 class _Plan(NamedTuple):
     rate: RateLimit  # the limit this plan was worked out for
     key: str  # the key's bucket in Redis
     lease: int  # tokens per Redis call
-    policy: Headers  # what is known without Redis
 
 
 class _Decided(NamedTuple):
-    """What one Redis decision says, as headers, for every request it admits (one, or a
-    whole lease): only ``remaining`` changes per request."""
+    """What one Redis decision says for every request it admits (one, or a whole
+    lease): only ``remaining`` changes per request."""
 
-    fixed: Headers  # limit, policy and reset
-    reset_in: int  # seconds until the bucket is full again
+    window: Window
     remaining: int  # in the bucket after the decision
 
 
@@ -234,17 +258,12 @@ class ResellerLimiter:
         else:
             if len(self._plans) > 10_000:
                 self._plans.clear()
-            plan = _Plan(
-                rate,
-                self._keys.reseller_rate(credential.key.id),
-                lease_size(rate),
-                policy_headers(rate.limit),
-            )
+            plan = _Plan(rate, self._keys.reseller_rate(credential.key.id), lease_size(rate))
         self._plans[credential.digest] = plan
         return plan
 
-    def held(self, credential: Credential) -> Headers | None:
-        """The headers for one request admitted from this instance's lease, without a
+    def held(self, credential: Credential) -> Quota | None:
+        """The quota after one request admitted from this instance's lease, without a
         coroutine (the hot path of a busy key); ``None`` when ``check`` must decide."""
         plan = self._plan(credential)
         if plan.lease <= 1:
@@ -252,11 +271,12 @@ class ResellerLimiter:
         lease = self._take(plan.key)
         if lease is None:
             return None
-        return _headers(lease.decided, lease.decided.remaining + lease.tokens)
+        return lease.decided.window, lease.decided.remaining + lease.tokens
 
-    async def check(self, credential: Credential, scope: str) -> Headers:
-        """Count one request against the key; return the headers to send, or raise
-        ``ApiError`` 429 (over the limit, headers attached) or 503 (fail closed)."""
+    async def check(self, credential: Credential, scope: str) -> Quota:
+        """Count one request against the key; return its quota, or raise ``RateLimited``
+        (over the limit) or ``Unavailable`` (Redis cannot answer and the scope fails
+        closed)."""
         rate = credential.rate
         plan = self._plan(credential)
         try:
@@ -271,20 +291,13 @@ class ResellerLimiter:
                 decided = _decided(plan, decision)
         except (RedisError, OSError) as exc:
             return self._unavailable(credential, scope, exc)
-        headers = _headers(decided, decided.remaining + held)
+        quota: Quota = (decided.window, decided.remaining + held)
         if not decision.allowed:
             RATELIMIT_REJECTIONS.labels(scope).inc()
-            retry_after = max(1, math.ceil(decision.wait_seconds))
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"rate limit of {rate.limit} requests per minute exceeded; "
-                f"retry in {retry_after} s",
-                headers={"Retry-After": str(retry_after), **_as_dict(headers)},
-            )
-        return headers
+            raise RateLimited(quota, max(1, math.ceil(decision.wait_seconds)))
+        return quota
 
-    def _unavailable(self, credential: Credential, scope: str, exc: Exception) -> Headers:
+    def _unavailable(self, credential: Credential, scope: str, exc: Exception) -> Quota:
         fail_open = self._fail_open_writes if scope in WRITE_SCOPES else self._fail_open_reads
         RATELIMIT_UNAVAILABLE.labels(scope, "admitted" if fail_open else "refused").inc()
         now = time.monotonic()
@@ -298,41 +311,18 @@ class ResellerLimiter:
                 scope,
             )
         if not fail_open:
-            raise ApiError(
-                503,
+            raise Unavailable(
                 "rate_limiter_unavailable",
                 "the request cannot be rate-limited right now and is refused; retry shortly",
-                headers={"Retry-After": "1"},
+                retry_after=1,
             )
-        return policy_headers(credential.rate.limit)
+        return Window(credential.rate.limit), None
 
 
 def _decided(plan: _Plan, decision: Decision) -> _Decided:
-    reset_at = math.ceil(time.time() + decision.reset_seconds)
-    return _Decided(
-        [*plan.policy, (b"x-ratelimit-reset", b"%d" % reset_at)],
+    window = Window(
+        plan.rate.limit,
+        math.ceil(time.time() + decision.reset_seconds),
         max(1, math.ceil(decision.reset_seconds)),
-        max(0, decision.remaining),
     )
-
-
-def _headers(decided: _Decided, remaining: int) -> Headers:
-    """The rate-limit headers of one answer (``remaining``: in the bucket, plus the
-    tokens this instance still holds)."""
-    return [
-        *decided.fixed,
-        (b"x-ratelimit-remaining", b"%d" % remaining),
-        (b"ratelimit", b'"%s";r=%d;t=%d' % (_POLICY, remaining, decided.reset_in)),
-    ]
-
-
-def policy_headers(limit: int) -> Headers:
-    """What is known without Redis: the limit itself."""
-    return [
-        (b"x-ratelimit-limit", str(limit).encode()),
-        (b"ratelimit-policy", f'"{POLICY_NAME}";q={limit};w=60'.encode()),
-    ]
-
-
-def _as_dict(headers: Headers) -> dict[str, str]:
-    return {name.decode(): value.decode() for name, value in headers}
+    return _Decided(window, max(0, decision.remaining))

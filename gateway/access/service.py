@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -19,9 +20,9 @@ from gateway.access.authenticate import Authenticator, Credential
 from gateway.access.client_ip import client_address, in_networks, parse_networks
 from gateway.access.metrics import AUTH_FAILURES
 from gateway.access.models import ALL_SCOPES
-from gateway.access.ratelimit import Headers, ResellerLimiter
+from gateway.access.ratelimit import Quota, ResellerLimiter
 from gateway.access.store import KeyStore
-from gateway.api.errors import ApiError
+from gateway.errors import Forbidden
 from gateway.redis_keys import RedisKeys
 from gateway.settings import AccessSettings
 
@@ -64,8 +65,12 @@ class Access:
     async def stop(self) -> None:
         """Nothing runs in the background."""
 
-    async def admit(self, scope: dict[str, Any], required: str) -> tuple[Credential, Headers]:
-        """Admit one ASGI request needing scope ``required``; ``ApiError`` otherwise."""
+    async def admit(self, scope: Mapping[str, Any], required: str) -> tuple[Credential, Quota]:
+        """Admit one ASGI request needing scope ``required``: its credential and the key's
+        quota after it. Refusals are domain errors: ``Unauthenticated`` (no key, or one
+        that matches nothing), ``Forbidden`` (``reseller_disabled``, ``ip_not_allowed``,
+        ``insufficient_scope``), ``RateLimited``, ``Unavailable`` (Redis, failing
+        closed); the access guard (``gateway.api.guard``) adds the HTTP challenge."""
         bearer = api_key = None
         forwarded: list[str] = []
         for name, value in scope["headers"]:
@@ -84,26 +89,17 @@ class Access:
             address = client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
             if address is None or not in_networks(address, credential.allowed_ips):
                 AUTH_FAILURES.labels("ip_not_allowed").inc()
-                raise ApiError(
-                    403,
+                raise Forbidden(
                     "ip_not_allowed",
                     f"this API key may not be used from {address or 'an unknown address'}",
                 )
         if required not in credential.key.scopes:
             AUTH_FAILURES.labels("insufficient_scope").inc()
-            raise ApiError(
-                403,
-                "insufficient_scope",
-                f"this API key lacks the scope {required!r}",
-                headers={
-                    "WWW-Authenticate": f'Bearer realm="gateway", error="insufficient_scope", '
-                    f'scope="{required}"'
-                },
-            )
-        headers = self.limiter.held(credential)
-        if headers is None:
-            headers = await self.limiter.check(credential, required)
-        return credential, headers
+            raise Forbidden("insufficient_scope", f"this API key lacks the scope {required!r}")
+        quota = self.limiter.held(credential)
+        if quota is None:
+            quota = await self.limiter.check(credential, required)
+        return credential, quota
 
 
 async def register_demo(store: KeyStore, token: str) -> None:

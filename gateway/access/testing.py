@@ -1,25 +1,16 @@
-"""Helpers for tests of any ``/v1`` feature: a reseller with a key, and an app in-process.
+"""Helpers for tests of any ``/v1`` feature: a reseller with a key.
 
-    gw = await bootstrap(settings, redis=redis, adapters={})
-    app = create_app(gateway=gw)
-    async with serve_in_process(app) as client:
-        caller = await issue_key(gw, scopes=["catalog:read"])
-        response = await client.get("/v1/products", headers=caller.headers)
+    caller = await issue_key(gw, scopes=["catalog:read"])
+    response = await client.get("/v1/products", headers=caller.headers)
 
-``serve_in_process`` runs the app's lifespan (so ``gateway.services`` start) and talks
-to it through ``httpx.ASGITransport`` from a chosen client address (for allowlist and
-proxy tests).
+(``gateway.api.testing.serve_in_process`` runs the app in-process.)
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
-from starlette.applications import Starlette
 
 from gateway.access.models import ALL_SCOPES, ApiKey, Reseller, Scope
 from gateway.access.store import KeyStore
@@ -41,9 +32,12 @@ class TestCaller:
 
 
 def store_of(gateway: Any) -> KeyStore:
-    access = gateway.services.get("access")
-    if access is not None:
-        return access.store
+    """The key store of a ``Gateway`` (its access service's), or of anything with
+    ``redis`` and ``keys`` (tests that run no gateway)."""
+    services = getattr(gateway, "services", None)
+    if services is not None:
+        store: KeyStore = services.access.store
+        return store
     return KeyStore(gateway.redis, gateway.keys)
 
 
@@ -69,14 +63,3 @@ async def issue_key(
         token=issued.token.get_secret_value(),
         webhook_secret=created.webhook_secret.get_secret_value(),
     )
-
-
-@contextlib.asynccontextmanager
-async def serve_in_process(
-    app: Starlette, *, client_ip: str = "127.0.0.1", base_url: str = "http://gateway.test"
-) -> AsyncIterator[httpx.AsyncClient]:
-    """An ``httpx.AsyncClient`` talking to ``app`` in-process, lifespan included."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app, client=(client_ip, 40000))
-        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
-            yield client

@@ -58,7 +58,7 @@ _STATUS: dict[type[domain.GatewayError], int] = {
 def status_of(exc: domain.GatewayError) -> int:
     """The HTTP status for a domain error (the nearest listed base class decides)."""
     for cls in type(exc).__mro__:
-        status = _STATUS.get(cls)  # type: ignore[arg-type]
+        status = _STATUS.get(cls)
         if status is not None:
             return status
     return 500

@@ -51,19 +51,18 @@ async def readyz(request: Request) -> Response:
     except Exception as exc:  # any failure means not ready; the reason is reported
         checks["redis"] = f"unavailable: {type(exc).__name__}"
         ready = False
-    checks["suppliers"] = {
+    suppliers: dict[str, dict[str, Any]] = {
         name: {"circuit": adapter.breaker.state.value} for name, adapter in gateway.adapters.items()
     }
-    catalog = gateway.services.get("catalog")
-    if catalog is not None:
-        # Not ready until a catalog is loaded; a supplier whose sync failed with nothing
-        # to serve is reported, and does not keep the instance out.
-        report = catalog.readiness()
-        checks["catalog"] = report["catalog"]
-        checks["catalog_products"] = report["products"]
-        for name, state in report["suppliers"].items():
-            checks["suppliers"].setdefault(name, {}).update(state)
-        ready = ready and report["catalog"] == "ready"
+    # Not ready until a catalog is loaded; a supplier whose sync failed with nothing to
+    # serve is reported, and does not keep the instance out.
+    report = gateway.services.catalog.readiness()
+    checks["suppliers"] = suppliers
+    checks["catalog"] = report["catalog"]
+    checks["catalog_products"] = report["products"]
+    for name, state in report["suppliers"].items():
+        suppliers.setdefault(name, {}).update(state)
+    ready = ready and report["catalog"] == "ready"
     return JSONResponse(
         {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
     )

@@ -13,26 +13,29 @@ Starlette's two exception middlewares): each layer costs a call frame and a wrap
   including for the answers the layers below give before routing (401, 403, 429) and
   the 500 of an unexpected exception;
 * every error in one envelope, ``{"error": {"code", "message", "request_id"}}``, here
-  and nowhere else: ``ApiError`` (handlers, parsing, access checks), Starlette's
+  and nowhere else: the domain errors services raise (``gateway.errors``: orders,
+  access, catalog; turned into a status and ``Retry-After`` by
+  ``gateway.api.errors.from_domain``), ``ApiError`` (handlers, parsing), Starlette's
   ``HTTPException`` (unknown route 404, wrong method 405 with ``Allow``), and anything
-  else, logged with the request id and a traceback and answered 500 ``internal_error``
-  with no detail.
+  else, ``gateway.errors.Internal`` included, logged with the request id and a traceback
+  and answered 500 ``internal_error`` with no detail.
 
 ``GatewayApp`` is a ``Starlette`` whose middleware stack is exactly this door over the
 router: Starlette's ``ServerErrorMiddleware`` and ``ExceptionMiddleware`` would only
 repeat what the door does.
 
-Stable codes: ``not_found``, ``method_not_allowed``, ``invalid_parameter`` (400 query),
+Stable codes: ``not_found`` (no route; no product), ``method_not_allowed``,
+``invalid_parameter`` (400 query),
 ``malformed_json`` (400), ``bad_request`` (400 other), ``validation_failed`` (422 body),
 ``body_too_large`` (413), ``unsupported_media_type`` (415),
 ``authentication_required`` / ``invalid_api_key`` (401), ``insufficient_scope`` /
 ``ip_not_allowed`` / ``reseller_disabled`` (403), ``rate_limited`` (429),
 ``service_unavailable`` / ``rate_limiter_unavailable`` (503), ``internal_error`` (500);
-features add their own (``product_not_found``, ``price_changed`` ...).
+features add their own (``order_not_found``, ``price_changed`` ...).
 
 Inner layers attach response headers with ``add_response_headers`` (the access guard's
-rate-limit headers), and they are sent on whatever response ends the request, errors
-included.
+rate-limit headers and authentication challenges), and they are sent on whatever
+response ends the request, errors included.
 """
 
 from __future__ import annotations
@@ -235,8 +238,49 @@ class FrontDoor:
             observer.end(scope, token, status, time.perf_counter() - began)
 
 
+class _AnswerErrors:
+    """Answers the errors a client caused right above the router, so that middleware added
+    to the app sees those responses; the door answers everything else (an unexpected
+    error, an error after the response started)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            response = None if started else _error_for(exc, scope["state"]["request_id"])
+            if response is None:
+                raise
+            await response(scope, receive, send)
+
+
 class GatewayApp(Starlette):
-    """A ``Starlette`` whose whole middleware stack is one ``FrontDoor`` over the router."""
+    """A ``Starlette`` whose middleware stack is one ``FrontDoor`` over the router.
+
+    Middleware added with ``add_middleware`` runs *inside* the door, between it and the
+    router, in Starlette's order (the last added is the outermost of them): every
+    response still gets the request id, the metrics and the log line, and whatever such
+    a middleware raises is answered in the error envelope (or logged as a 500), as for a
+    handler. The errors of routes and handlers are answered below them (``_AnswerErrors``,
+    with the door's own ``_error_for``), so they see those responses too, as Starlette's
+    own ``ExceptionMiddleware`` would let them. Only what is added pays: without any, the
+    door calls the router directly.
+
+    ``add_exception_handler`` raises: errors are answered by the door alone (raise
+    ``ApiError`` or a ``gateway.errors`` domain error instead), and a handler Starlette
+    would call from the middleware stack the door replaces would never run."""
 
     def __init__(
         self,
@@ -249,4 +293,15 @@ class GatewayApp(Starlette):
         self.max_body_bytes = max_body_bytes
 
     def build_middleware_stack(self) -> ASGIApp:
-        return FrontDoor(self.router, max_body_bytes=self.max_body_bytes)
+        app: ASGIApp = self.router
+        if self.user_middleware:
+            app = _AnswerErrors(app)
+        for cls, args, kwargs in reversed(self.user_middleware):
+            app = cls(app, *args, **kwargs)
+        return FrontDoor(app, max_body_bytes=self.max_body_bytes)
+
+    def add_exception_handler(self, exc_class_or_status_code: Any, handler: Any) -> None:
+        raise TypeError(
+            "GatewayApp answers every error in its front door: raise gateway.api.errors."
+            "ApiError or a gateway.errors domain error instead of adding an exception handler"
+        )

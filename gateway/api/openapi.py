@@ -42,7 +42,7 @@ from starlette.staticfiles import StaticFiles
 from gateway.api.spec import Operation
 
 _REF = "#/components/schemas/{model}"
-_SECURITY = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+_SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 _STATUS_TEXT = {
     400: "Bad request: a parameter, header or the JSON is invalid.",
     401: "No API key, or not a valid one.",
@@ -236,8 +236,9 @@ def _schemas(
         wanted.extend((model, "serialization") for model in op.responses.values())
     wanted = list(dict.fromkeys(wanted))
     key_map, top = models_json_schema(wanted, ref_template=_REF)
-    refs = {key: value["$ref"] for key, value in key_map.items()}
-    return refs, top.get("$defs", {})
+    refs: dict[tuple[type[BaseModel], str], str] = {key: key_map[key]["$ref"] for key in wanted}
+    defs: dict[str, Any] = top.get("$defs", {})
+    return refs, defs
 
 
 def _path(path: str, route: Route) -> tuple[str, list[dict[str, Any]]]:

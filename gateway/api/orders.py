@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from gateway.api.errors import ApiError
 from gateway.api.spec import operation, parse_body, parse_query
+from gateway.bootstrap import Gateway
 from gateway.orders.idempotency import parse_key
 from gateway.orders.ports import ResellerLike, reseller_of
 from gateway.orders.prefer import WaitPreference, parse_prefer
@@ -34,7 +35,8 @@ _PREFERENCE_APPLIED = "The preference honoured, e.g. `wait=5` (present when Pref
 
 
 def _service(request: Request) -> OrdersService:
-    return request.app.state.gateway.services["orders"]  # type: ignore[no-any-return]
+    gateway: Gateway = request.app.state.gateway
+    return gateway.services.orders
 
 
 def _reseller(request: Request) -> ResellerLike:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -95,7 +96,7 @@ class DetailCache:
         if task is None:
             task = asyncio.ensure_future(self._load(product))
             self._inflight[product.id] = task
-            task.add_done_callback(lambda t, pid=product.id: self._settle(pid, t))
+            task.add_done_callback(functools.partial(self._settle, product.id))
         # Shielded: one reseller hanging up must not cancel the fetch others wait on.
         return await asyncio.shield(task)
 

@@ -88,7 +88,8 @@ class Compactor:
     def _money(self, money: Any) -> MoneyPair | None:
         if money is None:
             return None
-        return self.share((money.amount, self.share(money.currency)))
+        pair: MoneyPair = self.share((money.amount, self.share(money.currency)))
+        return pair
 
     def record(self, product: Product) -> tuple[Record, int | None]:
         """The record of ``product`` and its cost (see :func:`product_cost`)."""

@@ -103,7 +103,7 @@ def run_sync(settings: Settings, suppliers: Sequence[str]) -> int:
     async def main() -> int:
         gateway = await bootstrap(settings)
         try:
-            service: CatalogService = gateway.services["catalog"]
+            service = gateway.services.catalog
             names = list(suppliers) or list(gateway.adapters)
             unknown = sorted(set(names) - set(gateway.adapters))
             if unknown:

@@ -36,7 +36,7 @@ def _with_orders(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T
 
         gateway = await bootstrap(settings)
         try:
-            return await action(gateway.services["orders"])
+            return await action(gateway.services.orders)
         finally:
             await gateway.aclose()
 
@@ -74,13 +74,14 @@ async def _run_worker(settings: Settings) -> None:
     from gateway.bootstrap import bootstrap
 
     gateway = await bootstrap(settings)
-    orders = gateway.services["orders"]
+    orders = gateway.services.orders
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await orders.start(workers=True, notifications=False)
+        assert orders.worker is not None  # workers=True starts one
         click.echo(f"order worker {orders.worker.name} running; Ctrl-C to stop", err=True)
         await stop.wait()
     finally:

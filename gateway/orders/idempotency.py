@@ -27,7 +27,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.api.errors import ApiError
+from gateway.errors import InvalidRequest
 from gateway.orders.crypto import CodeCipher
 from gateway.orders.schemas import CreateOrderRequest
 from gateway.orders.scripts import OrderScripts
@@ -39,8 +39,7 @@ MAX_KEY_LENGTH = 255
 def parse_key(header: str | None) -> str:
     """The key from the header; a structured-field string (``"abc"``) or a bare token."""
     if header is None:
-        raise ApiError(
-            400,
+        raise InvalidRequest(
             "idempotency_key_missing",
             "send an Idempotency-Key header (1 to 255 characters, a UUID is a good choice)",
         )
@@ -48,8 +47,7 @@ def parse_key(header: str | None) -> str:
     if len(value) >= 2 and value[0] == value[-1] == '"':
         value = value[1:-1]
     if not 1 <= len(value) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in value):
-        raise ApiError(
-            400,
+        raise InvalidRequest(
             "idempotency_key_invalid",
             "Idempotency-Key must be 1 to 255 printable ASCII characters",
         )

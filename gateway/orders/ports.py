@@ -112,13 +112,6 @@ class PricedCatalog:
         return Money(amount=rule.apply(cost.amount), currency=cost.currency)
 
 
-class NoWebhooks:
-    """A directory with no webhook targets (a process without reseller access)."""
-
-    async def webhook_target(self, reseller_id: str) -> WebhookTarget | None:
-        return None
-
-
 def reseller_of(state: Any) -> ResellerLike | None:
     """The reseller the access layer attached to a request, if any."""
     return getattr(state, "reseller", None)

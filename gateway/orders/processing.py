@@ -400,12 +400,12 @@ class OrderProcessor:
 
     def _retry_delay(self, attempts: int) -> float:
         s = self.settings
-        ceiling = min(s.retry_max_seconds, s.retry_initial_seconds * 2 ** min(attempts, 30))
+        ceiling = min(s.retry_max_seconds, s.retry_initial_seconds * 2.0 ** min(attempts, 30))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
 
     def _poll_delay(self, polls: int) -> float:
         s = self.settings
-        base = min(s.poll_max_seconds, s.poll_initial_seconds * 2 ** min(polls, 30))
+        base = min(s.poll_max_seconds, s.poll_initial_seconds * 2.0 ** min(polls, 30))
         return base * self.rng.uniform(0.8, 1.2)
 
     # ---------------------------------------------------------------- polling

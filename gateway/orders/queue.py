@@ -9,7 +9,10 @@ Delayed work (fulfilment polls with backoff, retries after a retriable failure, 
 retries) waits in a ZSET scored by its due time on the Redis clock; any worker moves due
 entries into the stream with one script (``lua/jobs_promote.lua``), so a job is always in
 exactly one place. An acknowledged entry is deleted at once: the stream holds only work
-not yet done and never needs trimming (trimming could drop pending work).
+not yet done and never needs trimming (trimming could drop pending work). Jobs enter the
+stream only through the order scripts (``order_create``, ``order_update``,
+``jobs_promote``), atomically with the change that makes them due; operator commands
+(``gateway orders resolve``) go through ``order_update`` too.
 
 A job entry is ``<kind>|<order id>|<part>|<nonce>``. The nonce ties it to the one live job
 of its part (``Part.job``), so a duplicate (a re-delivered entry whose work another worker
@@ -175,10 +178,6 @@ class JobQueue:
         )
         wait_ms = int(wait_ms)
         return None if wait_ms < 0 else wait_ms / 1000
-
-    async def enqueue(self, job: Job) -> None:
-        """Add a job to the stream directly (operator commands; orders use the scripts)."""
-        await self.redis.xadd(self.stream, {"j": job.encode()})
 
     async def backlog(self) -> dict[str, int]:
         """Entries waiting or being worked on, and delayed jobs (for ops and metrics)."""

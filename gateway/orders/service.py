@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from adapters.base import SupplierAdapter
-from gateway.api.errors import ApiError
+from gateway.errors import Conflict, Internal, NotFound, Unprocessable
 from gateway.orders import metrics
 from gateway.orders.crypto import CodeCipher
 from gateway.orders.idempotency import Claim, IdempotencyStore, fingerprint
@@ -58,8 +58,8 @@ class CreateAnswer:
     replayed: bool
 
 
-def _not_found(order_id: str) -> ApiError:
-    return ApiError(404, "order_not_found", f"no order {order_id!r}")
+def _not_found(order_id: str) -> NotFound:
+    return NotFound("order_not_found", f"no order {order_id!r}")
 
 
 class OrdersService:
@@ -144,19 +144,17 @@ class OrdersService:
         )
         if claim.kind == "mismatch":
             metrics.IDEMPOTENCY_CONFLICTS.labels("mismatch").inc()
-            raise ApiError(
-                422,
+            raise Unprocessable(
                 "idempotency_key_reuse",
                 "this Idempotency-Key was used with a different request body; use a new key "
                 "for a new order",
             )
         if claim.kind == "busy":
             metrics.IDEMPOTENCY_CONFLICTS.labels("in_progress").inc()
-            raise ApiError(
-                409,
+            raise Conflict(
                 "idempotency_request_in_progress",
                 "a request with this Idempotency-Key is still being processed; retry shortly",
-                headers={"Retry-After": "1"},
+                retry_after=1,
             )
         if claim.kind == "done":
             metrics.IDEMPOTENT_REPLAYS.inc()
@@ -166,7 +164,7 @@ class OrdersService:
             assert claim.order_id is not None
             loaded = await self.store.load(claim.order_id)
             if loaded is None:  # cannot happen: the order is written before the link
-                raise ApiError(500, "internal_error", "the order of this key is missing")
+                raise Internal("order_missing", "the order of this key is missing")
             metrics.IDEMPOTENT_REPLAYS.inc()
             return await self._answer(claim, loaded.order, wait, replayed=True)
         order = await self._create(claim, reseller, request)
@@ -192,11 +190,10 @@ class OrdersService:
             raise
         if result != "ok":
             # "lost": our lease ran out and another request took the key over.
-            raise ApiError(
-                409,
+            raise Conflict(
                 "idempotency_request_in_progress",
                 "another request with this Idempotency-Key took over; retry shortly",
-                headers={"Retry-After": "1"},
+                retry_after=1,
             )
         metrics.ORDERS_CREATED.inc()
         log.info(

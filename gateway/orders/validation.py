@@ -28,13 +28,14 @@ from collections.abc import Collection
 from typing import Any
 
 from adapters.models import Money
-from gateway.api.errors import ApiError
+from gateway.errors import Conflict, GatewayError, Unavailable, Unprocessable
 from gateway.orders.models import StoredItem
 from gateway.orders.ports import CatalogLookup, ResellerLike
 from gateway.orders.schemas import CreateOrderRequest
 from gateway.settings import OrderSettings
 
-_STATUS = {"out_of_stock": 409, "price_changed": 409}
+#: The kind of refusal of a problem's code (422 ``Unprocessable`` when not listed).
+_KIND: dict[str, type[GatewayError]] = {"out_of_stock": Conflict, "price_changed": Conflict}
 
 
 def _money(value: Money) -> dict[str, Any]:
@@ -49,20 +50,16 @@ def validate_order(
     suppliers: Collection[str],
 ) -> list[StoredItem]:
     """The order's items, priced for ``reseller`` and snapshotted from the catalog; or
-    ``ApiError`` naming every problem."""
+    a ``GatewayError`` naming every problem (``Unavailable`` while no catalog is loaded)."""
     if len(request.items) > settings.max_items:
-        raise ApiError(
-            422,
+        raise Unprocessable(
             "too_many_items",
             f"an order takes at most {settings.max_items} items",
             details=[{"field": "items", "problem": f"{len(request.items)} items"}],
         )
     if not catalog.ready():
-        raise ApiError(
-            503,
-            "catalog_not_ready",
-            "the catalog is still loading; retry shortly",
-            headers={"Retry-After": "2"},
+        raise Unavailable(
+            "catalog_not_ready", "the catalog is still loading; retry shortly", retry_after=2
         )
     problems: list[dict[str, Any]] = []
     items: list[StoredItem] = []
@@ -172,9 +169,8 @@ def validate_order(
             )
     if problems:
         problems.sort(key=lambda p: p["item"])
-        first = min(problems, key=lambda p: (_STATUS.get(p["code"], 422) != 422, p["item"]))
-        raise ApiError(
-            _STATUS.get(first["code"], 422),
+        first = min(problems, key=lambda p: (p["code"] in _KIND, p["item"]))
+        raise _KIND.get(first["code"], Unprocessable)(
             first["code"],
             f"item {first['item']}: {first['message']}",
             details=problems,

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+import httpx
+
+from adapters.base import SupplierAdapter
+from gateway.access.service import Access
+from gateway.access.store import KeyStore
+from gateway.catalog.service import CatalogService
 from gateway.orders.crypto import cipher_from_settings
 from gateway.orders.ports import PricedCatalog, WebhookTarget
 from gateway.orders.service import OrdersService
+from gateway.redis_keys import RedisKeys
+from gateway.settings import Settings
 
 
 class StoreResellerDirectory:
     """Webhook targets from the access layer's reseller records (read per delivery, so a
     changed URL or rotated secret applies to retries still pending)."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: KeyStore) -> None:
         self._store = store
 
     async def webhook_target(self, reseller_id: str) -> WebhookTarget | None:
@@ -23,7 +32,7 @@ class StoreResellerDirectory:
         return WebhookTarget(reseller.webhook_url, reseller.webhook_secret.get_secret_value())
 
 
-def catalog_lookup(catalog: Any) -> PricedCatalog:
+def catalog_lookup(catalog: CatalogService) -> PricedCatalog:
     """Orders priced exactly as the catalog shows them: the service's live index, price
     list and taxonomy, read at call time (a new snapshot applies at once)."""
     return PricedCatalog(
@@ -34,19 +43,28 @@ def catalog_lookup(catalog: Any) -> PricedCatalog:
     )
 
 
-def build_orders_service(gateway: Any) -> OrdersService:
-    """The orders service of one ``Gateway`` (``gateway.bootstrap``). Raises
-    ``EncryptionKeyError`` when codes could not be encrypted with a kept key."""
-    settings = gateway.settings
-    keys = [key.get_secret_value() for key in settings.orders.encryption_keys]
-    cipher = cipher_from_settings(keys, embedded_store=settings.redis_url is None)
+def build_orders_service(
+    settings: Settings,
+    *,
+    redis: Any,
+    keys: RedisKeys,
+    adapters: Mapping[str, SupplierAdapter],
+    http: httpx.AsyncClient,
+    catalog: CatalogService,
+    access: Access,
+) -> OrdersService:
+    """The orders service of one gateway (``gateway.bootstrap``), over its catalog and
+    the resellers of its access layer. Raises ``EncryptionKeyError`` when codes could not
+    be encrypted with a kept key."""
+    secrets = [key.get_secret_value() for key in settings.orders.encryption_keys]
+    cipher = cipher_from_settings(secrets, embedded_store=settings.redis_url is None)
     return OrdersService(
-        redis=gateway.redis,
-        keys=gateway.keys,
+        redis=redis,
+        keys=keys,
         settings=settings.orders,
-        adapters=gateway.adapters,
-        catalog=catalog_lookup(gateway.services["catalog"]),
-        resellers=StoreResellerDirectory(gateway.services["access"].store),
+        adapters=adapters,
+        catalog=catalog_lookup(catalog),
+        resellers=StoreResellerDirectory(access.store),
         cipher=cipher,
-        http=gateway.http,
+        http=http,
     )

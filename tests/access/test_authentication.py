@@ -7,7 +7,8 @@ from typing import Any
 
 from access_routes import ROUTES, MakeGateway
 
-from gateway.access.testing import issue_key, serve_in_process
+from gateway.access.testing import issue_key
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 
 
@@ -124,7 +125,7 @@ async def test_ip_allowlist_behind_a_trusted_proxy(make_gateway: MakeGateway) ->
 async def test_a_disabled_reseller_s_keys_stop_working(make_gateway: MakeGateway) -> None:
     gw = await make_gateway(key_cache_seconds=0)
     caller = await issue_key(gw)
-    store = gw.services["access"].store
+    store = gw.services.access.store
     async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
         assert await _status(client, caller.token) == 200
         await store.set_reseller_status(caller.reseller.id, "disabled")
@@ -140,7 +141,7 @@ async def test_rotation_with_grace_keeps_both_keys_until_the_old_one_expires(
 ) -> None:
     gw = await make_gateway(key_cache_seconds=0)
     caller = await issue_key(gw, scopes=["catalog:read"], rate_limit=50)
-    store = gw.services["access"].store
+    store = gw.services.access.store
     async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
         issued = await store.rotate_key(caller.key.id, grace_seconds=3600)
         new = issued.token.get_secret_value()
@@ -158,7 +159,7 @@ async def test_a_remembered_key_stops_at_its_expiry_not_at_the_cache_refresh(
     short grace stops when the grace ends, though the cache would keep it a minute."""
     gw = await make_gateway(key_cache_seconds=60)
     caller = await issue_key(gw, scopes=["catalog:read"])
-    store = gw.services["access"].store
+    store = gw.services.access.store
     await store.rotate_key(caller.key.id, grace_seconds=1.5)
     async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
         assert await _status(client, caller.token) == 200  # remembered from here on
@@ -171,7 +172,7 @@ async def test_a_remembered_key_stops_at_its_expiry_not_at_the_cache_refresh(
 
 def _count_loads(gw: Any, *, delay: float = 0.0) -> list[str]:
     """Record the key ids the access store reads (each read ``delay`` seconds slower)."""
-    store = gw.services["access"].store
+    store = gw.services.access.store
     loads: list[str] = []
     original = store.load
 
@@ -226,7 +227,7 @@ async def test_store_unreachable_on_a_cache_miss_is_503(make_gateway: MakeGatewa
 
     gw = await make_gateway()
     dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
-    gw.services["access"] = Access.build(dead, gw.keys, gw.settings.access)
+    gw.services.access = Access.build(dead, gw.keys, gw.settings.access)
     async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
         response = await client.get(
             "/v1/test/whoami", headers={"X-API-Key": "gw_live_0123456789ab_" + "Z" * 43}

@@ -8,7 +8,7 @@ from cli_runner import gateway_cli, printed
 from click.testing import CliRunner
 
 from gateway.access.store import KeyStore
-from gateway.access.testing import serve_in_process
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 from gateway.cli import main
 from gateway.redis_keys import RedisKeys

@@ -7,8 +7,8 @@ from access_routes import ROUTES
 from cryptography.fernet import Fernet
 
 from gateway.access.service import DEMO_RESELLER_ID
-from gateway.access.testing import serve_in_process
 from gateway.access.tokens import new_token
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 from gateway.settings import AccessSettings, OrderSettings, Settings
 

@@ -15,7 +15,8 @@ from prometheus_client import REGISTRY
 from adapters.ratelimit import RateLimit
 from gateway.access.ratelimit import lease_size
 from gateway.access.service import Access
-from gateway.access.testing import issue_key, serve_in_process
+from gateway.access.testing import issue_key
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 
 
@@ -115,7 +116,7 @@ async def test_redis_unavailable_fails_open_or_closed_as_configured(
     gw = await make_gateway(fail_open_reads=fail_open_reads, fail_open_writes=fail_open_writes)
     caller = await issue_key(gw, rate_limit=7)
     # Keys are readable, the limiter's Redis is not (a restart, a failover...).
-    gw.services["access"] = Access.build(
+    gw.services.access = Access.build(
         gw.redis, gw.keys, gw.settings.access, limiter_redis=await _dead_redis()
     )
     caplog.set_level(logging.WARNING, logger="gateway.access.ratelimit")
@@ -151,9 +152,7 @@ async def test_admission_costs_one_redis_round_trip(
     counted.execute_command = counting  # type: ignore[method-assign]
     gw = await make_gateway(key_cache_seconds=60)
     caller = await issue_key(gw)
-    gw.services["access"] = Access.build(
-        gw.redis, gw.keys, gw.settings.access, limiter_redis=counted
-    )
+    gw.services.access = Access.build(gw.redis, gw.keys, gw.settings.access, limiter_redis=counted)
     async with serve_in_process(create_app(gateway=gw, extra_routes=ROUTES)) as client:
         await client.get("/v1/test/whoami", headers=caller.headers)  # warms the cache
         sent.clear()

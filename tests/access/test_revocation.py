@@ -10,7 +10,7 @@ import httpx
 from access_routes import ROUTES, MakeGateway
 from cli_runner import gateway_cli, printed
 
-from gateway.access.testing import serve_in_process
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 
 CACHE_SECONDS = 1.0

@@ -11,7 +11,8 @@ import redis.asyncio as aioredis
 from api_routes import FAILING_ROUTES, MAX_BODY_BYTES, ROUTES
 from cryptography.fernet import Fernet
 
-from gateway.access.testing import TestCaller, issue_key, serve_in_process
+from gateway.access.testing import TestCaller, issue_key
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 from gateway.bootstrap import Gateway, bootstrap
 from gateway.settings import HttpSettings, OrderSettings, Settings

@@ -204,21 +204,37 @@ def in_process_app(
     lifespan would set is set here; the test starts ``service`` itself)."""
     from gateway.access.service import Access
     from gateway.app import create_app
-    from gateway.bootstrap import Gateway
+    from gateway.bootstrap import Gateway, Services
+    from gateway.orders.wiring import build_orders_service
     from gateway.settings import Settings
 
-    settings = Settings(redis_url="redis://in-process", key_prefix=key_prefix, sandbox="off")
+    settings = Settings(
+        redis_url="redis://in-process",
+        key_prefix=key_prefix,
+        sandbox="off",
+        orders={"encryption_keys": [Fernet.generate_key().decode()]},
+    )
     keys = RedisKeys(key_prefix)
+    access = Access.build(redis, keys, settings.access)
+    orders = build_orders_service(
+        settings,
+        redis=redis,
+        keys=keys,
+        adapters=adapters,
+        http=http,
+        catalog=service,
+        access=access,
+    )
     gateway = Gateway(
         settings=settings,
         redis=redis,
         keys=keys,
         http=http,
         adapters=adapters,
-        services={"access": Access.build(redis, keys, settings.access), "catalog": service},
+        services=Services(access=access, catalog=service, orders=orders),
         _owns_http=False,
     )
     app = create_app(gateway=gateway)
     app.state.gateway = gateway
-    app.state.access = gateway.services["access"]
+    app.state.access = gateway.services.access
     return app

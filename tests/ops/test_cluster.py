@@ -82,7 +82,7 @@ async def test_gateway_bootstraps_and_serves_on_the_cluster(
     assert isinstance(client, RedisCluster)
     gw = await bootstrap(settings, redis=client, adapters={})
     app = create_app(gateway=gw)
-    app.state.gateway, app.state.access = gw, gw.services["access"]
+    app.state.gateway, app.state.access = gw, gw.services.access
     try:
         await within(gw.start(), 20, "starting the services")
         transport = httpx.ASGITransport(app=app)

@@ -47,7 +47,7 @@ PROBE = [Route("/v1/ops-probe", _probe, methods=["GET"])]
 async def probe_app(ops_gateway):  # type: ignore[no-untyped-def]
     """The real app with one extra protected route, and a reseller key to call it."""
     app = create_app(gateway=ops_gateway.gateway, extra_routes=PROBE)
-    access = ops_gateway.gateway.services["access"]
+    access = ops_gateway.gateway.services.access
     created = await access.store.create_reseller("Log Audit Ltd")
     issued = await access.store.create_key(created.reseller.id, scopes=["catalog:read"])
     async with app.router.lifespan_context(app):

@@ -81,7 +81,7 @@ class Instance:
 
     @property
     def orders(self) -> Any:
-        return self.gateway.services["orders"]
+        return self.gateway.services.orders
 
     async def caller(self, **kwargs: Any) -> TestCaller:
         return await issue_key(self.gateway, **kwargs)
@@ -101,9 +101,9 @@ async def make_instance(
         gateway = await bootstrap(settings)
         # Orders validate against the sandboxes' products (``static_catalog``): the
         # catalog service's own sync and watcher would only add load here.
-        catalog = gateway.services["catalog"]
+        catalog = gateway.services.catalog
         catalog.sync_enabled = catalog.watch_enabled = False
-        gateway.services["orders"].catalog = static_catalog(products)
+        gateway.services.orders.catalog = static_catalog(products)
         app = create_app(gateway=gateway)
         lifespan = app.router.lifespan_context(app)
         await lifespan.__aenter__()

@@ -33,7 +33,7 @@ def create() -> Starlette:
         async with inner(a):
             gateway = a.state.gateway
             products = await load_products(gateway.adapters)
-            gateway.services["orders"].catalog = static_catalog(products)
+            gateway.services.orders.catalog = static_catalog(products)
             a.state.catalog_loaded = True
             yield
 

@@ -40,7 +40,6 @@ class _KeysOnly:
     def __init__(self, redis: Any, prefix: str) -> None:
         self.redis = redis
         self.keys = RedisKeys(prefix)
-        self.services: dict[str, Any] = {}
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from adapters.models import Code, Money, UpstreamOrder, UpstreamOrderState
-from gateway.api.errors import ApiError
+from gateway.api.errors import status_of
+from gateway.errors import InvalidRequest
 from gateway.orders.crypto import CodeCipher, EncryptionKeyError, cipher_from_settings
 from gateway.orders.idempotency import fingerprint, parse_key
 from gateway.orders.ids import event_id, is_order_id, new_order_id, part_reference
@@ -103,9 +104,9 @@ def test_idempotency_key_rules() -> None:
         ("tab\there", "idempotency_key_invalid"),
     ]
     for bad, code in cases:
-        with pytest.raises(ApiError) as raised:
+        with pytest.raises(InvalidRequest) as raised:
             parse_key(bad)
-        assert raised.value.status == 400 and raised.value.code == code
+        assert status_of(raised.value) == 400 and raised.value.code == code
 
 
 def test_fingerprint_ignores_formatting_but_not_content() -> None:

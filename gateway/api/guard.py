@@ -11,6 +11,11 @@ calling the route's app, so a wrong method is a 405 whether or not a key was sen
 
 After admission the handler finds ``request.state.reseller`` (``Reseller``) and
 ``request.state.api_key`` (``ApiKey``, never the key itself).
+
+The guard is the HTTP face of ``gateway.access``, which decides in domain terms: it
+sends the key's quota as rate-limit headers (``gateway.api.ratelimit_headers``) on the
+answer, whatever it is (a 429 included), and adds the RFC 6750 challenge
+(``WWW-Authenticate``) to a refused credential (401) or a missing scope (403).
 """
 
 from __future__ import annotations
@@ -25,12 +30,33 @@ from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import Receive, Scope, Send
 
 from gateway.access.models import ALL_SCOPES
+from gateway.access.ratelimit import RateLimited
+from gateway.access.service import Access
 from gateway.api.middleware import add_response_headers
+from gateway.api.ratelimit_headers import quota_headers
+from gateway.errors import Forbidden, Unauthenticated
 
 PROTECTED_PREFIX = "/v1"
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+_REALM = 'Bearer realm="gateway"'
+#: RFC 6750 error attributes of the 401 challenge, by the refusal's code.
+_TOKEN_ERRORS = {"invalid_api_key": ', error="invalid_token"'}
+
+
+def _challenge(exc: Exception, required_scope: str) -> list[tuple[bytes, bytes]]:
+    """The headers a refused admission is answered with (besides the error envelope)."""
+    if isinstance(exc, RateLimited):
+        return quota_headers(exc.quota)
+    if isinstance(exc, Unauthenticated):
+        value = _REALM + _TOKEN_ERRORS.get(exc.code, "")
+    elif isinstance(exc, Forbidden) and exc.code == "insufficient_scope":
+        value = f'{_REALM}, error="insufficient_scope", scope="{required_scope}"'
+    else:
+        return []
+    return [(b"www-authenticate", value.encode("latin-1"))]
 
 
 class AccessGuard:
@@ -41,13 +67,17 @@ class AccessGuard:
         self.required_scope = required_scope
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        access = scope["app"].state.access
-        credential, headers = await access.admit(scope, self.required_scope)
+        access: Access = scope["app"].state.access
+        try:
+            credential, quota = await access.admit(scope, self.required_scope)
+        except (Unauthenticated, Forbidden, RateLimited) as exc:
+            add_response_headers(scope, _challenge(exc, self.required_scope))
+            raise
         state = scope.setdefault("state", {})
         state["reseller"] = credential.reseller
         state["api_key"] = credential.key
         state["reseller_id"] = credential.reseller.id  # for the request's log line
-        add_response_headers(scope, headers)
+        add_response_headers(scope, quota_headers(quota))
         response = await self.handler(Request(scope, receive, send))
         await response(scope, receive, send)
 
