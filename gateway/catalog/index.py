@@ -160,7 +160,7 @@ class CatalogIndex:
         self._prices = prices
         self._records = staged.records
         self._all: Bitmap = (1 << n) - 1
-        self._doc_of = {r.id: d for d, r in enumerate(staged.records)}
+        self._doc_of = {r[rec.R_ID]: d for d, r in enumerate(staged.records)}
         dense_min = tuning.dense_threshold(n)
         fields = {
             "category": Field("category", staged.categories, merge=True, dense_min=dense_min),
@@ -205,10 +205,10 @@ class CatalogIndex:
             other = [
                 *cached(brand.label_of(d)),
                 *cached(category.label_of(d)),
-                *cached(r.sub_category),
-                *tokens(r.short_description),
+                *cached(r[rec.R_SUB]),
+                *tokens(r[rec.R_SHORT]),
             ]
-            builder.add(d, tokens(r.name), other)
+            builder.add(d, tokens(r[rec.R_NAME]), other)
         self._text: TextIndex = builder.finish(n, dense_min, tuning.prefix_budget)
 
     # -- reading -----------------------------------------------------------------------
@@ -289,7 +289,7 @@ class CatalogIndex:
         matched = self._all if everything else _union(groups)
         total = self._n if everything else matched.bit_count()
         docs = self._page(query, sort, groups, matched, total, everything, reseller_rule)
-        ids = [self._records[d].id for d in docs]
+        ids = [self._records[d][rec.R_ID] for d in docs]
         facets = None
         if query.facets:
             facets = self._facets(None if everything else matched, total)

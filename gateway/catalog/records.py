@@ -1,10 +1,9 @@
 """Compact storage of catalog products, and what is rendered from it.
 
 A pydantic ``Product`` with its variants and money objects costs several kilobytes; the
-index holds 100k of them for the life of a snapshot, so it keeps each as a ``Record``, a
-``NamedTuple`` of shared strings and numbers (a tuple's memory: about a fifth of the
-pydantic model's; named fields instead of index constants), and builds a ``Product``, or
-the JSON-ready summary the API serves, only for the few it returns.
+index holds 100k of them for the life of a snapshot, so it keeps each as a plain tuple of
+shared strings and numbers instead (about a fifth of the memory) and builds a
+``Product``, or the JSON-ready summary the API serves, only for the few it returns.
 
 Attributes the index also filters on (supplier, brand, category, country, currency) are
 not in the tuple: the index keeps them as value numbers per document and passes their
@@ -22,48 +21,22 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import Any
 
 from adapters.models import DeliveryMode, DeliveryTime, Product, Variant
 from gateway.pricing import MarkupRule
 
 MoneyPair = tuple[int, str]
 
+# Record fields
+R_ID, R_UPSTREAM, R_NAME, R_SUB, R_IMAGE, R_MODE, R_TIME = 0, 1, 2, 3, 4, 5, 6
+R_VALIDITY, R_STOCK, R_AVAILABLE, R_SHORT, R_VARIANTS = 7, 8, 9, 10, 11
+# Variant fields: id (a suffix of the product id when derivable), name, cost, face value,
+# face min, face max, discount (as its exact string), and the money a fixed variant is
+# priced from (None for a range variant or an unpriced one).
+V_ID, V_NAME, V_COST, V_FACE, V_MIN, V_MAX, V_DISCOUNT, V_PRICED = 0, 1, 2, 3, 4, 5, 6, 7
 
-class VariantRecord(NamedTuple):
-    """One variant of a ``Record``."""
-
-    #: The variant id's suffix after ``<product id>:`` (shared), or ``(full id,)`` when
-    #: the id does not start with the product id.
-    key: str | tuple[str]
-    name: str
-    cost: MoneyPair | None
-    face_value: MoneyPair | None
-    face_min: MoneyPair | None
-    face_max: MoneyPair | None
-    #: The discount percent as its exact decimal string.
-    discount: str | None
-    #: The money a fixed variant is priced from (None for a range or an unpriced one).
-    priced: MoneyPair | None
-
-
-class Record(NamedTuple):
-    """One product as the index keeps it (what it filters on is kept elsewhere)."""
-
-    id: str
-    #: The upstream id, or None when it is the product id after ``<supplier>:``.
-    upstream_id: str | None
-    name: str
-    sub_category: str | None
-    image_url: str | None
-    #: ``DeliveryMode`` / ``DeliveryTime`` values (strings: see ``_enum_value``).
-    delivery_mode: str
-    delivery_time: str
-    validity: str | None
-    stock: int | None
-    available: bool
-    short_description: str | None
-    variants: tuple[VariantRecord, ...]
+Record = tuple[Any, ...]
 
 
 def variant_cost(variant: Variant) -> MoneyPair | None:
@@ -128,7 +101,7 @@ class Compactor:
         pid = product.id
         head = pid + ":"
         currency = product.currency
-        variants: list[VariantRecord] = []
+        variants = []
         cheapest: int | None = None
         for v in product.variants:
             vid = v.id
@@ -140,7 +113,7 @@ class Compactor:
             priced = None if priced is None or is_range else shared(priced)
             discount = v.discount_percent
             variants.append(
-                VariantRecord(
+                (
                     key,
                     shared(v.name),
                     money(v.cost),
@@ -153,7 +126,7 @@ class Compactor:
             )
         upstream = product.upstream_id
         sub, validity, short = product.sub_category, product.validity, product.short_description
-        record = Record(
+        record = (
             pid,
             None if pid == f"{product.supplier}:{upstream}" else upstream,
             product.name,
@@ -172,16 +145,15 @@ class Compactor:
 
 def _enum_value(member: Any, enum: type[DeliveryMode] | type[DeliveryTime]) -> str:
     """The member's value, the interned string of the enum itself: a record then holds
-    only strings, numbers and tuples, never an object with a ``__dict__`` whose
-    references the cyclic collector would have to follow. (Records themselves, being a
-    ``NamedTuple``, stay tracked by the collector, unlike a plain tuple; the catalog
-    service freezes the built index, ``gc.freeze``, so full collections never walk it.)"""
+    only strings, numbers and tuples, which the garbage collector stops tracking, so
+    100k records add nothing to every full collection's work (an enum member would keep
+    each record tuple tracked forever)."""
     return enum(member).value
 
 
 def in_stock(record: Record) -> bool:
-    stock = record.stock
-    return bool(record.available) and (stock is None or stock > 0)
+    stock = record[R_STOCK]
+    return bool(record[R_AVAILABLE]) and (stock is None or stock > 0)
 
 
 def _variant_id(pid: str, key: str | tuple[str]) -> str:
@@ -205,36 +177,36 @@ def summary(
 ) -> dict[str, Any]:
     """The JSON-ready summary the list and search endpoints serve; ``price`` is the
     product's reseller price (already computed), ``rule`` prices the variants."""
-    pid = record.id
+    pid = record[R_ID]
     variants = []
-    for v in record.variants:
-        priced = v.priced
+    for v in record[R_VARIANTS]:
+        priced = v[V_PRICED]
         variants.append(
             {
-                "id": _variant_id(pid, v.key),
-                "name": v.name,
+                "id": _variant_id(pid, v[V_ID]),
+                "name": v[V_NAME],
                 "price": None
                 if priced is None
                 else {"amount": apply_rule(rule, priced[0]), "currency": priced[1]},
-                "face_value": _money_json(v.face_value),
-                "face_min": _money_json(v.face_min),
-                "face_max": _money_json(v.face_max),
+                "face_value": _money_json(v[V_FACE]),
+                "face_min": _money_json(v[V_MIN]),
+                "face_max": _money_json(v[V_MAX]),
             }
         )
     return {
         "id": pid,
         "supplier": supplier,
-        "name": record.name,
+        "name": record[R_NAME],
         "brand": brand,
         "category": category,
-        "sub_category": record.sub_category,
+        "sub_category": record[R_SUB],
         "country": country,
         "currency": currency,
-        "image_url": record.image_url,
-        "delivery_mode": record.delivery_mode,
-        "delivery_time": record.delivery_time,
+        "image_url": record[R_IMAGE],
+        "delivery_mode": record[R_MODE],
+        "delivery_time": record[R_TIME],
         "in_stock": in_stock(record),
-        "stock": record.stock,
+        "stock": record[R_STOCK],
         "price": None if price is None else {"amount": price, "currency": currency},
         "variants": variants,
     }
@@ -250,37 +222,37 @@ def to_product(
     currency: str,
 ) -> Product:
     """The full unified ``Product`` (validated again: a bug here must not pass silently)."""
-    pid = record.id
-    upstream = record.upstream_id
+    pid = record[R_ID]
+    upstream = record[R_UPSTREAM]
     return Product.model_validate(
         {
             "id": pid,
             "supplier": supplier,
             "upstream_id": pid[len(supplier) + 1 :] if upstream is None else upstream,
-            "name": record.name,
+            "name": record[R_NAME],
             "brand": brand,
             "category": category,
-            "sub_category": record.sub_category,
+            "sub_category": record[R_SUB],
             "country": country,
             "currency": currency,
-            "image_url": record.image_url,
-            "delivery_mode": record.delivery_mode,
-            "delivery_time": record.delivery_time,
-            "validity": record.validity,
-            "stock": record.stock,
-            "available": record.available,
-            "short_description": record.short_description,
+            "image_url": record[R_IMAGE],
+            "delivery_mode": record[R_MODE],
+            "delivery_time": record[R_TIME],
+            "validity": record[R_VALIDITY],
+            "stock": record[R_STOCK],
+            "available": record[R_AVAILABLE],
+            "short_description": record[R_SHORT],
             "variants": [
                 {
-                    "id": _variant_id(pid, v.key),
-                    "name": v.name,
-                    "cost": _money_json(v.cost),
-                    "face_value": _money_json(v.face_value),
-                    "face_min": _money_json(v.face_min),
-                    "face_max": _money_json(v.face_max),
-                    "discount_percent": v.discount,
+                    "id": _variant_id(pid, v[V_ID]),
+                    "name": v[V_NAME],
+                    "cost": _money_json(v[V_COST]),
+                    "face_value": _money_json(v[V_FACE]),
+                    "face_min": _money_json(v[V_MIN]),
+                    "face_max": _money_json(v[V_MAX]),
+                    "discount_percent": v[V_DISCOUNT],
                 }
-                for v in record.variants
+                for v in record[R_VARIANTS]
             ],
         }
     )
