@@ -46,6 +46,7 @@ from adapters.errors import (
     SupplierError,
 )
 from adapters.models import OrderLine, UpstreamOrder
+from gateway.observability.logging import bind
 from gateway.orders import backoff, metrics
 from gateway.orders.crypto import CodeCipher
 from gateway.orders.models import (
@@ -273,6 +274,7 @@ class OrderProcessor:
             await self.queue.ack(delivery.entry_id)
             metrics.JOBS.labels(job.kind.value, "stale").inc()
             return None
+        bind(supplier=part.supplier)  # the worker's log context names the order and part
         return loaded, part
 
     def _guard(self, job: Job, state: PartState) -> Callable[[StoredOrder], Part | None]:
