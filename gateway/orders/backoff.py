@@ -26,7 +26,7 @@ def exponential(
     initial: float, step: int, *, maximum: float = math.inf, max_exponent: int = MAX_EXPONENT
 ) -> float:
     """``initial * 2**step``, the exponent at most ``max_exponent``, at most ``maximum``."""
-    return min(maximum, initial * 2 ** min(step, max_exponent))
+    return min(maximum, initial * float(2 ** min(step, max_exponent)))
 
 
 def equal_jitter(ceiling: float, rng: random.Random) -> float:
