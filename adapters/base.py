@@ -37,7 +37,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from adapters import metrics
+from adapters import ids, metrics
 from adapters.breaker import BreakerState, CircuitBreaker
 from adapters.config import SupplierSettings
 from adapters.errors import (
@@ -51,6 +51,8 @@ from adapters.errors import (
     SupplierError,
     SupplierTimeout,
 )
+from adapters.http_errors import read_error
+from adapters.keys import adapter_state_key, upstream_rate_key
 from adapters.models import (
     Capability,
     CatalogPage,
@@ -167,22 +169,21 @@ class SupplierAdapter(ABC):
     # ------------------------------------------------------------------ ids
 
     def product_id(self, upstream_id: str | int) -> str:
-        return f"{self.name}:{upstream_id}"
+        return ids.product_id(self.name, upstream_id)
 
     def variant_id(self, upstream_id: str | int, key: str) -> str:
-        return f"{self.name}:{upstream_id}:{key}"
+        return ids.variant_id(self.name, upstream_id, key)
 
     def split_variant_id(self, variant_id: str) -> tuple[str, str]:
         """``<name>:<upstream id>:<key>`` → (upstream id, key); ``NotFoundError`` otherwise."""
-        prefix = f"{self.name}:"
-        if not variant_id.startswith(prefix) or variant_id.count(":") < 2:
+        ref = ids.parse_variant_id(variant_id)
+        if ref is None or ref.supplier != self.name:
             raise NotFoundError(f"{variant_id!r} is not a {self.name} variant", supplier=self.name)
-        upstream_id, _, key = variant_id[len(prefix) :].rpartition(":")
-        return upstream_id, key
+        return ref.upstream_id, ref.key
 
     def redis_key(self, *parts: str) -> str:
         """A key for adapter-private state, hash-tagged per supplier (one Cluster slot)."""
-        return ":".join((self.key_prefix, "adapter", "{" + self.name + "}", *parts))
+        return adapter_state_key(self.key_prefix, self.name, *parts)
 
     # ------------------------------------------------------------- contract
 
@@ -319,26 +320,23 @@ class SupplierAdapter(ABC):
         This is the one place an upstream's error shape is read; override it to switch on
         the upstream's error codes and call ``super()`` for the status-based defaults.
         """
-        status = response.status_code
-        if status < 400:
+        answer = read_error(response, self.name)
+        if answer is None:
             return None
-        upstream_code, message = _error_code_and_message(response)
-        kw: dict[str, Any] = {
-            "supplier": self.name,
-            "upstream_status": status,
-            "upstream_code": upstream_code,
-        }
+        status, message = answer.status, answer.message
         if status == 429:
-            return RateLimitedError(
-                message or "rate limited", retry_after=retry_after_seconds(response), **kw
+            return answer.error(
+                RateLimitedError,
+                message or "rate limited",
+                retry_after=retry_after_seconds(response),
             )
         if status in (401, 403):
-            return AuthenticationError(message or "credentials refused", **kw)
+            return answer.error(AuthenticationError, message or "credentials refused")
         if status == 404:
-            return NotFoundError(message or "not found", **kw)
+            return answer.error(NotFoundError, message or "not found")
         if status >= 500:
-            return RetriableError(message or "upstream error", **kw)
-        return FatalError(message or "request refused", **kw)
+            return answer.error(RetriableError, message or "upstream error")
+        return answer.error(FatalError, message or "request refused")
 
     # ------------------------------------------------------- shared calls
 
@@ -463,7 +461,7 @@ class SupplierAdapter(ABC):
         if rate is not None and self._limiter is not None:
             try:
                 waited = await self._limiter.acquire(
-                    f"{self.key_prefix}:rl:upstream:{{{self.name}}}:{bucket}", rate
+                    upstream_rate_key(self.key_prefix, self.name, bucket), rate
                 )
             except BaseException:
                 # Nothing was sent (Redis down, caller cancelled): a half-open probe slot
@@ -561,16 +559,3 @@ def _log_call(
                 "attempt": _ATTEMPT.get(),
             },
         )
-
-
-def _error_code_and_message(response: httpx.Response) -> tuple[str | None, str | None]:
-    """Read the ``{"error": {"code", "message"}}`` shape both known upstreams share."""
-    try:
-        body = response.json()
-    except ValueError:
-        return None, None
-    error = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(error, dict):
-        return None, None
-    code, message = error.get("code"), error.get("message")
-    return (str(code) if code is not None else None, str(message) if message is not None else None)

@@ -42,6 +42,7 @@ import httpx
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
+from adapters.ids import parse_variant_id
 from adapters.models import OrderLine, currency_exponent
 from adapters.sandbox_server import BackgroundServer
 from adapters.vouchers import VouchersAdapter
@@ -189,7 +190,9 @@ async def _measure(setup: _Setup, n: int) -> dict[str, Any]:
             bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
             face = variant["face_value"]
             denomination = Decimal(face["amount"]).scaleb(-currency_exponent(face["currency"]))
-            upstream_id = int(variant["id"].split(":")[1])
+            ref = parse_variant_id(variant["id"])
+            assert ref is not None, variant["id"]
+            upstream_id = int(ref.upstream_id)
             gateway_body = {"items": [{"variant_id": variant["id"], "quantity": 1}]}
 
             async def via_gateway() -> float:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from pathlib import Path
 
 import click
 
@@ -164,3 +165,57 @@ def config_doc() -> None:
     from gateway.settings_doc import markdown
 
     click.echo(markdown())
+
+
+@main.command("new-adapter")
+@click.argument("name")
+@click.option(
+    "--dest",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("adapters"),
+    show_default=True,
+    help="Directory the package is written into (as <dest>/<NAME>/).",
+)
+@click.option(
+    "--tests",
+    "tests_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("tests/adapters"),
+    show_default=True,
+    help="Directory of the contract test (test_contract_<NAME>.py).",
+)
+@click.option(
+    "--package",
+    default=None,
+    help="Dotted import name of the package (default: from --dest, e.g. adapters.<NAME>).",
+)
+def new_adapter(name: str, dest: Path, tests_dir: Path, package: str | None) -> None:
+    """Write a new supplier package (adapter, sandbox, contract test) from the reference
+    adapter; it passes the contract suite as written. See docs/adding-a-supplier.md."""
+    from gateway.adapter_template import (
+        TemplateError,
+        check_name,
+        class_prefix,
+        default_package,
+        write,
+    )
+
+    try:
+        check_name(name)
+        package = package or default_package(dest, name, Path.cwd())
+        written = write(name, dest=dest, tests=tests_dir, package=package)
+    except TemplateError as exc:
+        raise click.UsageError(str(exc)) from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+    contract = written[-1]
+    click.echo(
+        "next:\n"
+        f"  REDIS_URL=redis://127.0.0.1:6379/0 python -m pytest {contract} -q"
+        "   # the contract suite needs Redis\n"
+        f'  register it: [project.entry-points."gateway.adapters"] '
+        f'{name} = "{package}:{class_prefix(name)}Adapter", then pip install -e .\n'
+        "  paste `gateway config-doc` into the README's configuration table\n"
+        "  name its settings in deploy/ (docker-compose.yml, k8s/configmap.yaml, "
+        "k8s/*deployment.yaml)"
+    )

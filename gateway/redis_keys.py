@@ -7,6 +7,8 @@ never touch data they did not create and can run against a shared Redis.
 
 from __future__ import annotations
 
+from adapters.keys import upstream_rate_key
+
 
 class RedisKeys:
     def __init__(self, prefix: str = "gw") -> None:
@@ -22,7 +24,9 @@ class RedisKeys:
 
     # Supplier layer -------------------------------------------------------------
     def upstream_rate(self, supplier: str, bucket: str) -> str:
-        return self.key("rl", "upstream", "{" + supplier + "}", bucket)
+        """A supplier's shared upstream rate-limit bucket: built by the supplier layer's
+        own helper, so the gateway and the adapters can never disagree on it."""
+        return upstream_rate_key(self.prefix, supplier, bucket)
 
     # Orders ----------------------------------------------------------------------
     # Every key of order work carries the hash tag ``{orders}``: creating an order writes

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 import httpx
 
-from adapters.base import SupplierAdapter, _error_code_and_message
+from adapters.base import SupplierAdapter
 from adapters.config import SupplierSettings
 from adapters.errors import (
     AmbiguousOutcomeError,
@@ -39,6 +39,7 @@ from adapters.gaming_goods import mapping
 from adapters.gaming_goods.order_ledger import Intent, OrderLedger, ReferenceReused
 from adapters.gaming_goods.sandbox import SANDBOX_API_KEY, create_sandbox
 from adapters.gaming_goods.settings import GamingGoodsSettings
+from adapters.http_errors import read_error
 from adapters.models import (
     Capability,
     CatalogPage,
@@ -379,27 +380,22 @@ class GamingGoodsAdapter(SupplierAdapter):
         from ``Retry-After`` or ``X-RateLimit-Reset``; 404 → ``NotFoundError``; 5xx →
         ``RetriableError`` (or ambiguous for checkout, in the base class).
         """
-        status = response.status_code
-        if status < 400:
+        answer = read_error(response, self.name)
+        if answer is None:
             return None
-        code, message = _error_code_and_message(response)
-        kw: dict[str, Any] = {
-            "supplier": self.name,
-            "upstream_status": status,
-            "upstream_code": code,
-        }
+        status, code, message = answer.status, answer.code, answer.message
         if code == "rate_limited" and status != 429:
-            return RateLimitedError(message or "rate limited", **kw)
+            return answer.error(RateLimitedError, message or "rate limited")
         if code == "unauthorized" and status not in (401, 403):
-            return AuthenticationError(message or "credentials refused", **kw)
+            return answer.error(AuthenticationError, message or "credentials refused")
         if code == "idempotency_conflict":
-            return FatalError(message or "idempotency key reused with another body", **kw)
+            return answer.error(FatalError, message or "idempotency key reused with another body")
         if code in _REJECTION_CODES:
-            return RejectedError(message or code, **kw)
+            return answer.error(RejectedError, message or code)
         if code == "invalid_request" and _is_checkout(response, self.config.checkout_path):
-            return RejectedError(message or "checkout refused", **kw)
+            return answer.error(RejectedError, message or "checkout refused")
         if status == 409 and _is_checkout(response, self.config.checkout_path):
-            return RejectedError(message or "checkout refused", **kw)
+            return answer.error(RejectedError, message or "checkout refused")
         return super().classify_response(response)
 
     # ------------------------------------------------------------- helpers

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from adapters import ids
 from adapters.errors import FatalError, NotFoundError
 from adapters.models import (
     Code,
@@ -113,9 +114,8 @@ def _product_fields(item: Any, supplier: str) -> dict[str, Any]:
         available = stock is None or stock > 0
     images = item.get("images")
     image = next((i for i in images if isinstance(i, str) and i), None) if images else None
-    product_id = f"{supplier}:{upstream_id}"
     return {
-        "id": product_id,
+        "id": ids.product_id(supplier, upstream_id),
         "supplier": supplier,
         "upstream_id": upstream_id,
         "name": title,
@@ -130,7 +130,7 @@ def _product_fields(item: Any, supplier: str) -> dict[str, Any]:
         "short_description": _text(item.get("short_description")),
         "variants": (
             Variant(
-                id=f"{product_id}:{VARIANT_KEY}",
+                id=ids.variant_id(supplier, upstream_id, VARIANT_KEY),
                 name=title,
                 cost=Money(amount=price, currency=currency),
             ),
@@ -170,14 +170,13 @@ def checkout_lines(lines: Sequence[OrderLine], *, supplier: str = SUPPLIER) -> l
     for a face value (these products have fixed prices).
     """
     totals: dict[str, int] = {}
-    prefix = f"{supplier}:"
     for line in lines:
-        rest = line.variant_id[len(prefix) :] if line.variant_id.startswith(prefix) else ""
-        upstream_id, _, key = rest.rpartition(":")
-        if not upstream_id or key != VARIANT_KEY:
+        ref = ids.parse_variant_id(line.variant_id)
+        if ref is None or ref.supplier != supplier or ref.key != VARIANT_KEY:
             raise NotFoundError(
                 f"{line.variant_id!r} is not a {supplier} variant", supplier=supplier
             )
+        upstream_id = ref.upstream_id
         if line.face_value is not None:
             raise FatalError(
                 f"{line.variant_id}: {supplier} products have a fixed price; "

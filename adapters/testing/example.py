@@ -23,6 +23,7 @@ from pydantic import Field, SecretStr
 from adapters.base import SupplierAdapter
 from adapters.config import SupplierSettings
 from adapters.errors import RejectedError, SupplierError
+from adapters.http_errors import read_error
 from adapters.models import (
     CatalogPage,
     Code,
@@ -78,10 +79,11 @@ class ExampleAdapter(SupplierAdapter):
         return {"X-Api-Key": self.settings.api_key.get_secret_value()}
 
     def classify_response(self, response: httpx.Response) -> SupplierError | None:
-        if response.status_code in (409, 422):
-            return RejectedError(
-                "order refused", supplier=self.name, upstream_status=response.status_code
-            )
+        answer = read_error(response, self.name)
+        if answer is None:
+            return None
+        if answer.status in (409, 422):
+            return answer.error(RejectedError, "order refused")
         return super().classify_response(response)
 
     async def _iter_catalog(self) -> AsyncIterator[CatalogPage]:

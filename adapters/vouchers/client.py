@@ -63,6 +63,7 @@ from adapters.errors import (
     RetriableError,
     SupplierError,
 )
+from adapters.http_errors import read_error
 from adapters.models import Capability, CatalogPage, Money, OrderLine, ProductDetail, UpstreamOrder
 from adapters.ratelimit import RateLimit
 from adapters.vouchers import mapping
@@ -173,31 +174,28 @@ class VouchersAdapter(SupplierAdapter):
         """Switch on the supplier's error ``code`` (never its message); unknown codes fall
         back to the status-based defaults. ``X-Request-Id`` goes into the message so a
         support ticket can quote it."""
-        status = response.status_code
-        if status < 400:
+        answer = read_error(response, self.name, parse=_upstream_error)
+        if answer is None:
             return None
-        code, message = _upstream_error(response)
+        code = answer.code
         request_id = response.headers.get("x-request-id")
-        text = (message or f"HTTP {status}") + (f" [request {request_id}]" if request_id else "")
-        kw: dict[str, Any] = {
-            "supplier": self.name,
-            "upstream_status": status,
-            "upstream_code": code,
-        }
+        text = (answer.message or f"HTTP {answer.status}") + (
+            f" [request {request_id}]" if request_id else ""
+        )
         if code == "TOO_MANY_REQUESTS":
-            return RateLimitedError(text, retry_after=retry_after_seconds(response), **kw)
+            return answer.error(RateLimitedError, text, retry_after=retry_after_seconds(response))
         if code in ("UNAUTHORIZED", "FORBIDDEN"):
-            return AuthenticationError(text, **kw)
+            return answer.error(AuthenticationError, text)
         if code == "INVALID_FEATURE":
             # The account lacks the voucher feature: only the supplier's account manager
             # can change that, so it is an operator problem like refused credentials.
-            return AuthenticationError(f"voucher feature not enabled for us: {text}", **kw)
+            return answer.error(AuthenticationError, f"voucher feature not enabled for us: {text}")
         if code == "NOT_FOUND":
-            return NotFoundError(text, **kw)
+            return answer.error(NotFoundError, text)
         if code in ("BAD_REQUEST", "VALIDATION_FAILURE"):
-            return FatalError(text, **kw)
+            return answer.error(FatalError, text)
         if code == "INTERNAL_SERVER_ERROR":
-            return RetriableError(text, **kw)
+            return answer.error(RetriableError, text)
         return super().classify_response(response)
 
     # --------------------------------------------------------------- auth

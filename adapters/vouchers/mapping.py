@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from adapters import ids
 from adapters.models import (
     Code,
     DeliveryMode,
@@ -251,7 +252,7 @@ def _product_fields(item: Any) -> dict[str, Any]:
     if not _CODE3.match(currency):
         raise UpstreamDataError(f"product {upstream_id} has no ISO 4217 currency")
     country = (_text(item.get("country_code")) or "").upper()
-    product_id = f"{SUPPLIER}:{upstream_id}"
+    product_id = ids.product_id(SUPPLIER, upstream_id)
     return {
         "id": product_id,
         "supplier": SUPPLIER,

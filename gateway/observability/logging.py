@@ -280,7 +280,8 @@ def close_context(token: Token[LogContext | None]) -> None:
 
 @contextlib.contextmanager
 def log_context(**fields: Any) -> Iterator[LogContext]:
-    """``with log_context(order_id=...):`` for work outside a request (workers, sync)."""
+    """``with log_context(order_id=...):`` for work outside a request (the order worker
+    runs each job inside one)."""
     token = open_context(**fields)
     try:
         ctx = _CONTEXT.get()

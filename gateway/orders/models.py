@@ -76,6 +76,51 @@ class PartState(enum.StrEnum):
 _FINAL_PART = frozenset({PartState.DELIVERED, PartState.PARTIALLY_DELIVERED, PartState.FAILED})
 
 
+class HoldReason(enum.StrEnum):
+    """Why a part is held for review (``Part.review_reason``; a metrics label and a log
+    field): stored and shown as these exact strings."""
+
+    #: The adapter's own reconciliation could not tell whether the order was placed.
+    OUTCOME_UNKNOWN = "outcome_unknown"
+    #: The placement outlived ``job_timeout_seconds``: it may have reached the supplier.
+    PLACEMENT_TIMED_OUT = "placement_timed_out"
+    #: Retried past ``placement_timeout_seconds``, and the look-up by reference failed.
+    PLACEMENT_UNSETTLED = "placement_unsettled"
+    #: The placement raised something unmapped (a bug): its outcome is unknown.
+    UNEXPECTED_ERROR = "unexpected_error"
+    #: A scheduled look-up by reference failed; looked up again while attempts remain.
+    RECONCILE_FAILED = "reconcile_failed"
+    #: Looked up and positively absent, after an operator's look-up: the operator decides.
+    ABSENT_UPSTREAM = "absent_upstream"
+    #: An operator asked for a look-up by reference (``gateway orders resolve``).
+    RECONCILING = "reconciling"
+    #: No adapter is configured for the part's supplier any more.
+    SUPPLIER_NOT_CONFIGURED = "supplier_not_configured"
+    #: The supplier no longer knows the upstream order it accepted.
+    UPSTREAM_ORDER_MISSING = "upstream_order_missing"
+    #: Placed, but not fulfilled within ``fulfilment_timeout_seconds``.
+    FULFILMENT_OVERDUE = "fulfilment_overdue"
+    #: The part's job was delivered ``job_max_deliveries`` times without finishing.
+    JOB_FAILED_REPEATEDLY = "job_failed_repeatedly"
+
+    @property
+    def settled_by_lookup(self) -> bool:
+        """Whether a later look-up by reference may settle the part by itself (its
+        outcome is merely unknown); other holds wait for an operator."""
+        return self in _LOOK_AGAIN
+
+
+_LOOK_AGAIN = frozenset(
+    {
+        HoldReason.OUTCOME_UNKNOWN,
+        HoldReason.PLACEMENT_TIMED_OUT,
+        HoldReason.PLACEMENT_UNSETTLED,
+        HoldReason.UNEXPECTED_ERROR,
+        HoldReason.RECONCILE_FAILED,
+    }
+)
+
+
 class WebhookState(enum.StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
@@ -124,7 +169,7 @@ class Part(_Stored):
     first_attempt_at: float | None = None
     placed_at: float | None = None
     finished_at: float | None = None
-    review_reason: str | None = None
+    review_reason: HoldReason | None = None
     last_error: str | None = None
 
 

@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.orders.models import Failure, PartState, StoredOrder
+from gateway.orders.models import Failure, HoldReason, PartState, StoredOrder
 from gateway.orders.queue import Job, JobKind
 from gateway.orders.service import OrdersService
 from gateway.orders.store import Effects
@@ -44,7 +44,7 @@ class HeldPart:
     supplier: str
     reference: str
     upstream_id: str | None
-    reason: str | None
+    reason: HoldReason | None
     last_error: str | None
     attempts: int
     held_since: float
@@ -109,7 +109,7 @@ async def resolve(service: OrdersService, order_id: str, n: int, action: Resolut
             part.first_attempt_at = None  # a fresh placement deadline
             part.reconciles = 0
         else:
-            part.review_reason = "reconciling"
+            part.review_reason = HoldReason.RECONCILING
         return effects
 
     order = await service.processor.commit(order_id, None, change)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from adapters.ids import product_id_of
 from adapters.models import Money, Product, Variant
 from gateway.pricing import MarkupRule, PriceList
 
@@ -62,11 +63,6 @@ class CatalogLookup(Protocol):
         ...
 
 
-def product_id_of(variant_id: str) -> str:
-    """``<supplier>:<upstream id>:<key>`` → ``<supplier>:<upstream id>``."""
-    return variant_id.rpartition(":")[0]
-
-
 class PricedCatalog:
     """A ``CatalogLookup`` over any product finder, priced exactly like the catalog's own
     rendering: supplier cost by ``Variant.unit_cost``, the rule the catalog lists by (a
@@ -89,7 +85,8 @@ class PricedCatalog:
         return self._ready()
 
     def find_variant(self, variant_id: str) -> tuple[Product, Variant] | None:
-        product = self._find(product_id_of(variant_id))
+        product_id = product_id_of(variant_id)
+        product = None if product_id is None else self._find(product_id)
         if product is None:
             return None
         for variant in product.variants:

@@ -1,4 +1,5 @@
-"""What a worker does with each job: place, poll, reconcile, deliver a webhook.
+"""What a worker does with each job: place, poll, reconcile (webhook jobs are handed to
+``gateway.orders.webhook_delivery``).
 
 Every handler follows the same shape, which is what makes re-delivery harmless:
 
@@ -27,6 +28,7 @@ Outcomes of a placement:
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import random
 import time
@@ -44,10 +46,12 @@ from adapters.errors import (
     SupplierError,
 )
 from adapters.models import OrderLine, UpstreamOrder
-from gateway.orders import metrics
+from gateway.observability.logging import bind
+from gateway.orders import backoff, metrics
 from gateway.orders.crypto import CodeCipher
 from gateway.orders.models import (
     Failure,
+    HoldReason,
     Part,
     PartState,
     StoredOrder,
@@ -58,8 +62,8 @@ from gateway.orders.ports import ResellerDirectory
 from gateway.orders.queue import Delivery, Job, JobKind, JobQueue
 from gateway.orders.store import Effects, OrderStore, Versioned, review_member
 from gateway.orders.transitions import apply_upstream, fail_part, hold_part, recompute
-from gateway.orders.views import iso, render_order
-from gateway.orders.webhooks import EVENT_TYPES, WebhookSender, event_body
+from gateway.orders.webhook_delivery import WebhookJobs
+from gateway.orders.webhooks import EVENT_TYPES, WebhookSender
 from gateway.settings import OrderSettings
 
 log = logging.getLogger("gateway.orders.worker")
@@ -67,30 +71,48 @@ log = logging.getLogger("gateway.orders.worker")
 Change = Callable[[StoredOrder, float], Effects | None]
 
 
-#: Hold reasons whose outcome a later look-up by reference may settle.
-_LOOK_AGAIN = frozenset(
-    {
-        "outcome_unknown",
-        "placement_timed_out",
-        "placement_unsettled",
-        "unexpected_error",
-        "reconcile_failed",
-    }
-)
-
-
 class OrderConflict(RuntimeError):
     """An order kept changing under a commit (should not happen; the job is retried)."""
 
 
+class OutcomeKind(enum.StrEnum):
+    """What came of one supplier call for a part (also the ``result`` label of
+    ``gateway_orders_jobs_total``)."""
+
+    #: The supplier answered with the upstream order: recorded, polled until final.
+    UPSTREAM = "upstream"
+    #: Nothing was bought (or a read failed): the same job kind again, later.
+    RETRY = "retry"
+    #: The supplier refused: the part failed.
+    FAIL = "fail"
+    #: The outcome cannot be settled safely: held for review.
+    HOLD = "hold"
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    kind: str  # upstream | retry | fail | hold
+    kind: OutcomeKind
     upstream: UpstreamOrder | None = None
     delay: float = 0.0
     failure: Failure | None = None
-    reason: str = ""
+    reason: HoldReason | None = None  # set for HOLD
     error: str | None = None
+
+
+def _hold(reason: HoldReason, error: str | None = None) -> _Outcome:
+    return _Outcome(OutcomeKind.HOLD, reason=reason, error=error)
+
+
+def _retry(error: str, delay: float = 0.0) -> _Outcome:
+    return _Outcome(OutcomeKind.RETRY, delay=delay, error=error)
+
+
+def _fail(failure: Failure, error: str | None) -> _Outcome:
+    return _Outcome(OutcomeKind.FAIL, failure=failure, error=error)
+
+
+def _upstream(order: UpstreamOrder) -> _Outcome:
+    return _Outcome(OutcomeKind.UPSTREAM, upstream=order)
 
 
 def _short(exc: BaseException) -> str:
@@ -125,6 +147,15 @@ class OrderProcessor:
         self.webhooks = webhooks
         self.clock = clock
         self.rng = rng or random.Random()
+        self.webhook_jobs = WebhookJobs(
+            store=store,
+            queue=queue,
+            resellers=resellers,
+            webhooks=webhooks,
+            settings=settings,
+            rng=self.rng,
+            commit=self.commit,
+        )
 
     # ------------------------------------------------------------- dispatch
 
@@ -143,7 +174,7 @@ class OrderProcessor:
         elif job.kind is JobKind.RECONCILE:
             await self._reconcile(delivery, job)
         else:
-            await self._webhook(delivery, job)
+            await self.webhook_jobs.deliver(delivery, job)
 
     # ---------------------------------------------------------------- commit
 
@@ -243,6 +274,7 @@ class OrderProcessor:
             await self.queue.ack(delivery.entry_id)
             metrics.JOBS.labels(job.kind.value, "stale").inc()
             return None
+        bind(supplier=part.supplier)  # the worker's log context names the order and part
         return loaded, part
 
     def _guard(self, job: Job, state: PartState) -> Callable[[StoredOrder], Part | None]:
@@ -263,7 +295,7 @@ class OrderProcessor:
         order = loaded.order
         adapter = self._adapter(part)
         if adapter is None:
-            outcome = _Outcome("hold", reason="supplier_not_configured")
+            outcome = _hold(HoldReason.SUPPLIER_NOT_CONFIGURED)
         elif (
             part.first_attempt_at is not None
             and self.clock() - part.first_attempt_at > self.settings.placement_timeout_seconds
@@ -288,20 +320,20 @@ class OrderProcessor:
                 upstream = await adapter.place_order(part.reference, lines)
         except CircuitOpenError as exc:
             delay = max(exc.retry_after or 0.0, self._retry_delay(part.attempts))
-            return _Outcome("retry", delay=delay, error=_short(exc))
+            return _retry(_short(exc), delay)
         except RetriableError as exc:
             hinted = getattr(exc, "retry_after", None) or 0.0
             delay = max(hinted, self._retry_delay(part.attempts))
-            return _Outcome("retry", delay=delay, error=_short(exc))
+            return _retry(_short(exc), delay)
         except AmbiguousOutcomeError as exc:
-            return _Outcome("hold", reason="outcome_unknown", error=_short(exc))
+            return _hold(HoldReason.OUTCOME_UNKNOWN, _short(exc))
         except FatalError as exc:
             failure = Failure(
                 code=exc.code, message=f"the supplier refused the order: {exc.message}"[:300]
             )
-            return _Outcome("fail", failure=failure, error=_short(exc))
+            return _fail(failure, _short(exc))
         except TimeoutError:
-            return _Outcome("hold", reason="placement_timed_out")
+            return _hold(HoldReason.PLACEMENT_TIMED_OUT)
         except Exception as exc:  # a bug or an unmapped failure: the outcome is unknown
             log.error(
                 "placement failed unexpectedly",
@@ -312,8 +344,8 @@ class OrderProcessor:
                     "trace": "".join(traceback.format_tb(exc.__traceback__)),
                 },
             )
-            return _Outcome("hold", reason="unexpected_error", error=type(exc).__name__)
-        return _Outcome("upstream", upstream=upstream)
+            return _hold(HoldReason.UNEXPECTED_ERROR, type(exc).__name__)
+        return _upstream(upstream)
 
     async def _settle_unplaced(self, adapter: SupplierAdapter, part: Part) -> _Outcome:
         """The placement kept failing retriably for too long: stop, and fail the part only
@@ -322,16 +354,16 @@ class OrderProcessor:
             found = await adapter.find_order(part.reference)
         except Exception as exc:
             metrics.RECONCILIATIONS.labels(part.supplier, "error").inc()
-            return _Outcome("hold", reason="placement_unsettled", error=_short(exc))
+            return _hold(HoldReason.PLACEMENT_UNSETTLED, _short(exc))
         if found is not None:
             metrics.RECONCILIATIONS.labels(part.supplier, "found").inc()
-            return _Outcome("upstream", upstream=found)
+            return _upstream(found)
         metrics.RECONCILIATIONS.labels(part.supplier, "absent").inc()
         failure = Failure(
             code="supplier_unavailable",
             message="the supplier could not take the order in time; nothing was bought",
         )
-        return _Outcome("fail", failure=failure, error=part.last_error)
+        return _fail(failure, part.last_error)
 
     async def _apply_placement(
         self, delivery: Delivery, job: Job, outcome: _Outcome, loaded: Versioned
@@ -353,19 +385,20 @@ class OrderProcessor:
     def _record(self, order: StoredOrder, part: Part, outcome: _Outcome, now: float) -> Effects:
         """Write an outcome into the part and say which job follows."""
         effects = Effects()
-        if outcome.kind == "upstream":
+        if outcome.kind is OutcomeKind.UPSTREAM:
             assert outcome.upstream is not None
             apply_upstream(order, part, outcome.upstream, self.cipher, now)
             if part.state is PartState.PLACED:
                 self._next(order, part, JobKind.POLL, self._poll_delay(part.polls), effects)
-        elif outcome.kind == "retry":
+        elif outcome.kind is OutcomeKind.RETRY:
             part.last_error = outcome.error
             self._next(order, part, JobKind.PLACE, outcome.delay, effects)
-        elif outcome.kind == "fail":
+        elif outcome.kind is OutcomeKind.FAIL:
             assert outcome.failure is not None
             part.last_error = outcome.error
             fail_part(order, part, outcome.failure, now)
         else:
+            assert outcome.reason is not None
             self._hold(order, part, outcome.reason, outcome.error, now, effects)
         return effects
 
@@ -373,7 +406,7 @@ class OrderProcessor:
         self,
         order: StoredOrder,
         part: Part,
-        reason: str,
+        reason: HoldReason,
         error: str | None,
         now: float,
         effects: Effects,
@@ -383,8 +416,10 @@ class OrderProcessor:
         hold_part(part, reason, now)
         part.last_error = error
         s = self.settings
-        if reason in _LOOK_AGAIN and part.reconciles < s.review_reconcile_attempts:
-            delay = s.review_reconcile_seconds * 2 ** min(part.reconciles, 20)
+        if reason.settled_by_lookup and part.reconciles < s.review_reconcile_attempts:
+            delay = backoff.exponential(
+                s.review_reconcile_seconds, part.reconciles, max_exponent=20
+            )
             self._next(order, part, JobKind.RECONCILE, delay, effects)
 
     @staticmethod
@@ -400,13 +435,15 @@ class OrderProcessor:
 
     def _retry_delay(self, attempts: int) -> float:
         s = self.settings
-        ceiling = min(s.retry_max_seconds, s.retry_initial_seconds * 2.0 ** min(attempts, 30))
-        return ceiling / 2 + self.rng.uniform(0, ceiling / 2)
+        ceiling = backoff.exponential(
+            s.retry_initial_seconds, attempts, maximum=s.retry_max_seconds
+        )
+        return backoff.equal_jitter(ceiling, self.rng)
 
     def _poll_delay(self, polls: int) -> float:
         s = self.settings
-        base = min(s.poll_max_seconds, s.poll_initial_seconds * 2.0 ** min(polls, 30))
-        return base * self.rng.uniform(0.8, 1.2)
+        delay = backoff.exponential(s.poll_initial_seconds, polls, maximum=s.poll_max_seconds)
+        return backoff.spread(delay, self.rng)
 
     # ---------------------------------------------------------------- polling
 
@@ -417,16 +454,16 @@ class OrderProcessor:
         loaded, part = live_part
         adapter = self._adapter(part)
         if adapter is None or part.upstream_id is None:
-            outcome = _Outcome("hold", reason="supplier_not_configured")
+            outcome = _hold(HoldReason.SUPPLIER_NOT_CONFIGURED)
         else:
             try:
                 upstream = await adapter.get_order(part.upstream_id)
             except NotFoundError as exc:
-                outcome = _Outcome("hold", reason="upstream_order_missing", error=_short(exc))
+                outcome = _hold(HoldReason.UPSTREAM_ORDER_MISSING, _short(exc))
             except Exception as exc:  # reads are safe to repeat: poll again later
-                outcome = _Outcome("retry", error=_short(exc))
+                outcome = _retry(_short(exc))
             else:
-                outcome = _Outcome("upstream", upstream=upstream)
+                outcome = _upstream(upstream)
         live = self._guard(job, PartState.PLACED)
         overdue_after = self.settings.fulfilment_timeout_seconds
 
@@ -436,11 +473,12 @@ class OrderProcessor:
                 return None
             part.polls += 1
             effects = Effects()
-            if outcome.kind == "hold":
+            if outcome.kind is OutcomeKind.HOLD:
+                assert outcome.reason is not None
                 hold_part(part, outcome.reason, now)
                 part.last_error = outcome.error
                 return effects
-            if outcome.kind == "upstream":
+            if outcome.kind is OutcomeKind.UPSTREAM:
                 assert outcome.upstream is not None
                 apply_upstream(order, part, outcome.upstream, self.cipher, now)
             else:
@@ -448,7 +486,7 @@ class OrderProcessor:
             if part.state is PartState.PLACED:
                 started = part.placed_at or order.created_at
                 if now - started > overdue_after:
-                    hold_part(part, "fulfilment_overdue", now)
+                    hold_part(part, HoldReason.FULFILMENT_OVERDUE, now)
                 else:
                     self._next(order, part, JobKind.POLL, self._poll_delay(part.polls), effects)
             return effects
@@ -472,14 +510,14 @@ class OrderProcessor:
         loaded, part = live_part
         adapter = self._adapter(part)
         found: UpstreamOrder | None = None
-        reason, error = "absent_upstream", None
+        reason, error = HoldReason.ABSENT_UPSTREAM, None
         if adapter is None:
-            reason = "supplier_not_configured"
+            reason = HoldReason.SUPPLIER_NOT_CONFIGURED
         else:
             try:
                 found = await adapter.find_order(part.reference)
             except Exception as exc:
-                reason, error = "reconcile_failed", _short(exc)
+                reason, error = HoldReason.RECONCILE_FAILED, _short(exc)
                 metrics.RECONCILIATIONS.labels(part.supplier, "error").inc()
             else:
                 result = "found" if found is not None else "absent"
@@ -491,10 +529,10 @@ class OrderProcessor:
             if part is None:
                 return None
             part.reconciles += 1
-            operator = part.review_reason == "reconciling"
+            operator = part.review_reason is HoldReason.RECONCILING
             if found is None:
                 effects = Effects()
-                if reason == "absent_upstream" and not operator:
+                if reason is HoldReason.ABSENT_UPSTREAM and not operator:
                     part.state = PartState.PENDING
                     part.review_reason = None
                     part.last_error = "absent upstream after an unknown outcome: sent again"
@@ -502,76 +540,10 @@ class OrderProcessor:
                     return effects
                 self._hold(order, part, reason, error, now, effects)
                 return effects
-            return self._record(order, part, _Outcome("upstream", upstream=found), now)
+            return self._record(order, part, _upstream(found), now)
 
         await self.commit(job.order_id, delivery, change, loaded=loaded)
         metrics.JOBS.labels(job.kind.value, "found" if found else "absent").inc()
-
-    # --------------------------------------------------------------- webhooks
-
-    async def _webhook(self, delivery: Delivery, job: Job) -> None:
-        loaded = await self.store.load(job.order_id)
-        hook = loaded.order.webhook if loaded is not None else None
-        if (
-            loaded is None
-            or hook is None
-            or hook.job != job.nonce
-            or hook.state is not WebhookState.PENDING
-        ):
-            await self.queue.ack(delivery.entry_id)
-            metrics.JOBS.labels(job.kind.value, "stale").inc()
-            return
-        order = loaded.order
-        target = await self.resellers.webhook_target(order.reseller_id)
-        status: int | None = None
-        error: str | None = "the reseller has no webhook URL any more"
-        if target is not None:
-            body = event_body(
-                hook.event_id,
-                hook.event_type or EVENT_TYPES[order.status.value],
-                iso(order.final_at),
-                render_order(order, None, codes=False, webhook=False),
-            )
-            status, error = await self.webhooks.send(target.url, target.secret, hook.event_id, body)
-        s = self.settings
-        outcome = "delivered" if error is None else "retry"
-
-        def change(order: StoredOrder, now: float) -> Effects | None:
-            nonlocal outcome
-            hook = order.webhook
-            if hook is None or hook.job != job.nonce or hook.state is not WebhookState.PENDING:
-                return None
-            effects = Effects()
-            hook.attempts += 1
-            hook.first_attempt_at = hook.first_attempt_at or now
-            hook.last_attempt_at = now
-            hook.last_status = status
-            hook.last_error = error
-            hook.next_attempt_at = None
-            if error is None:
-                hook.state = WebhookState.DELIVERED
-                hook.delivered_at = now
-                hook.job = None
-                return effects
-            ceiling = min(
-                s.webhook_backoff_max_seconds,
-                s.webhook_backoff_seconds * 2 ** min(hook.attempts - 1, 30),
-            )
-            delay = ceiling / 2 + self.rng.uniform(0, ceiling / 2)
-            if target is None or now + delay - hook.first_attempt_at > s.webhook_max_seconds:
-                hook.state = WebhookState.FAILED
-                hook.job = None
-                outcome = "failed"
-                return effects
-            retry = Job.new(JobKind.WEBHOOK, order.id)
-            hook.job = retry.nonce
-            hook.next_attempt_at = now + delay
-            effects.later.append((delay, retry))
-            return effects
-
-        await self.commit(job.order_id, delivery, change, touch=False)
-        metrics.WEBHOOK_DELIVERIES.labels(outcome).inc()
-        metrics.JOBS.labels(job.kind.value, outcome).inc()
 
     # ----------------------------------------------------------------- poison
 
@@ -598,7 +570,7 @@ class OrderProcessor:
                 return None
             if part.job != job.nonce or part.state.is_final:
                 return None
-            hold_part(part, "job_failed_repeatedly", now)
+            hold_part(part, HoldReason.JOB_FAILED_REPEATEDLY, now)
             return Effects()
 
         await self.commit(job.order_id, delivery, change, touch=job.kind is not JobKind.WEBHOOK)

@@ -14,6 +14,7 @@ from adapters.models import Code, UpstreamOrder, UpstreamOrderState
 from gateway.orders.crypto import CodeCipher
 from gateway.orders.models import (
     Failure,
+    HoldReason,
     ItemStatus,
     OrderStatus,
     Part,
@@ -154,11 +155,11 @@ def fail_part(order: StoredOrder, part: Part, failure: Failure, now: float) -> N
         item.failure = failure
 
 
-def hold_part(part: Part, reason: str, now: float) -> None:
+def hold_part(part: Part, reason: HoldReason, now: float) -> None:
     """The outcome cannot be settled safely: stop all work on the part until an operator
     resolves it (``gateway orders review``)."""
     part.state = PartState.REVIEW
-    part.review_reason = reason
+    part.review_reason = HoldReason(reason)  # a typo'd reason fails here, not in storage
     part.job = None
     if part.first_attempt_at is None:
         part.first_attempt_at = now

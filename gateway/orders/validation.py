@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
+from adapters.ids import product_id_of
 from adapters.models import Money
 from gateway.errors import Conflict, GatewayError, Unavailable, Unprocessable
 from gateway.orders.models import StoredItem
@@ -156,8 +157,8 @@ def validate_order(
             )
         )
     for index, line in enumerate(request.items):
-        product_id = line.variant_id.rpartition(":")[0]
-        if product_id not in stock:
+        product_id = product_id_of(line.variant_id)
+        if product_id is None or product_id not in stock:
             continue
         units, available = stock[product_id]
         if not available or (units is not None and units < wanted[product_id]):

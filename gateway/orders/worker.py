@@ -23,6 +23,7 @@ import os
 import secrets
 import socket
 
+from gateway.observability.logging import log_context
 from gateway.observability.shutdown import cancel_and_wait
 from gateway.orders import metrics
 from gateway.orders.processing import OrderProcessor
@@ -119,22 +120,33 @@ class OrderWorker:
         self._running[delivery.entry_id] = task
 
     async def _run(self, delivery: Delivery) -> None:
-        kind = delivery.job.kind.value if delivery.job else "unknown"
+        job = delivery.job
+        kind = job.kind.value if job else "unknown"
+        # Every line written while the job runs (the processor's, the adapter's upstream
+        # calls) carries the order, its part and the job kind; the processor adds the
+        # supplier once it has read the part.
+        context = (
+            log_context(order_id=job.order_id, part=job.part, job=kind)
+            if job is not None
+            else log_context(job=kind)
+        )
         try:
-            await self.processor.handle(delivery)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # left pending: reclaimed after the lease, then retried
-            metrics.JOBS.labels(kind, "error").inc()
-            log.error(
-                "order job failed; it will be retried",
-                extra={
-                    "entry": delivery.entry_id,
-                    "order_id": delivery.job.order_id if delivery.job else None,
-                    "kind": kind,
-                    "error": type(exc).__name__,
-                },
-            )
+            with context:
+                try:
+                    await self.processor.handle(delivery)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # left pending: reclaimed after the lease, retried
+                    metrics.JOBS.labels(kind, "error").inc()
+                    log.error(
+                        "order job failed; it will be retried",
+                        extra={
+                            "entry": delivery.entry_id,
+                            "order_id": job.order_id if job else None,
+                            "kind": kind,
+                            "error": type(exc).__name__,
+                        },
+                    )
         finally:
             self._running.pop(delivery.entry_id, None)
             self._slot_free.set()
