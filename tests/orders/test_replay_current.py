@@ -58,9 +58,7 @@ async def test_a_retry_after_completion_answers_the_completed_order(
     assert listed.json()["data"]["total"] == 1
 
 
-async def test_a_retry_of_a_pending_order_waits_as_asked(
-    make_instance: Any, picks: Picks
-) -> None:
+async def test_a_retry_of_a_pending_order_waits_as_asked(make_instance: Any, picks: Picks) -> None:
     """The replay honours ``Prefer: wait`` like the first request: an order that
     completes during the wait is answered 201."""
     inst = await make_instance(workers=False)  # nobody places it yet: it stays pending
