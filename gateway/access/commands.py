@@ -229,10 +229,12 @@ def revoke_key(key_id: str) -> None:
     type=float,
     default=0.0,
     show_default=True,
-    help="How long the old key keeps working (0: revoked at once).",
+    help="How long the old key keeps working (0: revoked at once; at most 30 days).",
 )
 def rotate_key(key_id: str, grace_seconds: float) -> None:
-    """Replace a key with a new one of the same scopes and limits; print the new key."""
+    """Replace a key with a new one of the same scopes and limits; print the new key.
+
+    Only the current key rotates: a revoked, expired or already rotated one is refused."""
     issued = _run(lambda s: s.rotate_key(key_id, grace_seconds=grace_seconds))
     _print_issued(issued.key, issued.token.get_secret_value())
     click.echo(
