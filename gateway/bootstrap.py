@@ -90,7 +90,12 @@ async def bootstrap(
         adapters=adapters,
         _owns_http=owns_http,
     )
-    gateway.services["access"] = Access.build(redis, gateway.keys, settings.access)
+    gateway.services["access"] = Access.build(
+        redis,
+        gateway.keys,
+        settings.access,
+        allow_private_webhooks=settings.orders.webhook_allow_private_targets,
+    )
     gateway.services["catalog"] = CatalogService(
         redis=redis, keys=gateway.keys, adapters=adapters, settings=settings.catalog
     )

@@ -37,7 +37,12 @@ def _run(action: Callable[[KeyStore], Awaitable[T]]) -> T:
 
         redis = await connect(settings)
         try:
-            return await action(KeyStore(redis, RedisKeys(settings.key_prefix)))
+            store = KeyStore(
+                redis,
+                RedisKeys(settings.key_prefix),
+                allow_private_webhooks=settings.orders.webhook_allow_private_targets,
+            )
+            return await action(store)
         finally:
             await redis.aclose()
 
@@ -90,7 +95,12 @@ def resellers() -> None:
 @click.argument("name")
 @click.option("--markup-percent", default=None, help="Markup on cost in percent, e.g. 7.5.")
 @click.option("--markup-fixed-minor", type=int, default=None, help="Fixed markup per unit.")
-@click.option("--webhook-url", default=None, help="Where order events are POSTed.")
+@click.option(
+    "--webhook-url",
+    default=None,
+    help="Where order events are POSTed: http(s), a public address unless "
+    "orders.webhook_allow_private_targets.",
+)
 def create_reseller(
     name: str, markup_percent: str | None, markup_fixed_minor: int | None, webhook_url: str | None
 ) -> None:

@@ -32,6 +32,7 @@ from gateway.access.models import (
 )
 from gateway.pricing import MarkupRule
 from gateway.redis_keys import RedisKeys
+from gateway.webhook_targets import TargetRefused, check_url
 
 
 class _Unset:
@@ -64,9 +65,14 @@ def _text(raw: bytes | str) -> str:
 
 
 class KeyStore:
-    def __init__(self, redis: Any, keys: RedisKeys) -> None:
+    def __init__(
+        self, redis: Any, keys: RedisKeys, *, allow_private_webhooks: bool = False
+    ) -> None:
+        """``allow_private_webhooks``: ``orders.webhook_allow_private_targets``, which
+        decides which webhook URLs may be written (``gateway.webhook_targets``)."""
         self._redis = redis
         self._keys = keys
+        self._allow_private_webhooks = allow_private_webhooks
 
     # Resellers --------------------------------------------------------------------
     async def create_reseller(
@@ -77,6 +83,7 @@ class KeyStore:
         webhook_url: str | None = None,
         reseller_id: str | None = None,
     ) -> CreatedReseller:
+        self._check_webhook_url(webhook_url)
         secret = tokens.new_webhook_secret()
         try:
             reseller = Reseller(
@@ -135,6 +142,8 @@ class KeyStore:
         """Change the markup and/or webhook URL (``None`` clears them); with
         ``rotate_webhook_secret`` a new signing secret replaces the old one and is
         returned (shown once). Unchanged secrets are returned as they are."""
+        if not isinstance(webhook_url, _Unset):
+            self._check_webhook_url(webhook_url)
         secret = tokens.new_webhook_secret() if rotate_webhook_secret else None
 
         def change(record: dict[str, Any]) -> dict[str, Any]:
@@ -157,6 +166,16 @@ class KeyStore:
         reseller = _reseller_from(raw)
         assert reseller.webhook_secret is not None
         return CreatedReseller(reseller=reseller, webhook_secret=reseller.webhook_secret)
+
+    def _check_webhook_url(self, url: str | None) -> None:
+        """Refuse a webhook URL the gateway would not send to (checked again, with the
+        host resolved, at every delivery)."""
+        if url is None:
+            return
+        try:
+            check_url(url, allow_private=self._allow_private_webhooks)
+        except TargetRefused as exc:
+            raise AccessRecordError(f"webhook_url: {exc}") from exc
 
     # Keys -------------------------------------------------------------------------
     async def create_key(

@@ -44,7 +44,8 @@ def store_of(gateway: Any) -> KeyStore:
     access = gateway.services.get("access")
     if access is not None:
         return access.store
-    return KeyStore(gateway.redis, gateway.keys)
+    allow = gateway.settings.orders.webhook_allow_private_targets
+    return KeyStore(gateway.redis, gateway.keys, allow_private_webhooks=allow)
 
 
 async def issue_key(

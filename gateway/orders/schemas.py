@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.models import Money
+from adapters.models import CurrencyCode, Money
 from gateway.orders.models import ItemStatus, OrderStatus, WebhookState
 
 _PRINTABLE = r"^[\x20-\x7e]+$"
@@ -28,10 +28,16 @@ class _StrictIn(_In):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class MoneyIn(Money):
-    """``Money`` as a reseller sends it: ``amount`` a JSON integer, nothing coerced."""
+class MoneyIn(_StrictIn):
+    """``Money`` as a reseller sends it: ``amount`` a JSON integer, nothing coerced. Not
+    a ``Money`` itself (pydantic models of two classes never compare equal), so the
+    type checker sees every place it becomes one (``as_money``)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    amount: int = Field(description="Integer amount in the currency's minor units (cents).")
+    currency: CurrencyCode
+
+    def as_money(self) -> Money:
+        return Money(amount=self.amount, currency=self.currency)
 
 
 class OrderItemIn(_StrictIn):

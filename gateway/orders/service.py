@@ -24,8 +24,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from adapters.base import SupplierAdapter
 from gateway.api.errors import ApiError
 from gateway.orders import metrics
@@ -74,7 +72,6 @@ class OrdersService:
         catalog: CatalogLookup,
         resellers: ResellerDirectory,
         cipher: CodeCipher,
-        http: httpx.AsyncClient,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -95,7 +92,10 @@ class OrdersService:
             settings=settings,
             notifier=self.notifier,
             resellers=resellers,
-            webhooks=WebhookSender(http, timeout=settings.webhook_timeout_seconds),
+            webhooks=WebhookSender(
+                timeout=settings.webhook_timeout_seconds,
+                allow_private=settings.webhook_allow_private_targets,
+            ),
             clock=clock,
         )
         self.worker: OrderWorker | None = None
@@ -126,6 +126,7 @@ class OrdersService:
             await self.worker.stop()
             self.worker = None
         await self.notifier.stop()
+        await self.processor.webhooks.aclose()
         self._started = False
 
     aclose = stop

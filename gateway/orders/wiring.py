@@ -48,5 +48,4 @@ def build_orders_service(gateway: Any) -> OrdersService:
         catalog=catalog_lookup(gateway.services["catalog"]),
         resellers=StoreResellerDirectory(gateway.services["access"].store),
         cipher=cipher,
-        http=gateway.http,
     )

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from orders_harness import Picks, Sandboxes
 
+from adapters.models import Product
+
 SUPPLIERS = ("vouchers", "gaming_goods")
 NOT_INTEGERS: list[Any] = ["1", True, 1.0, "0x1", None, [1]]
 
@@ -73,3 +75,21 @@ async def test_money_moving_fields_refuse_anything_but_integers(
         headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
     )
     assert response.status_code != 422 or response.json()["error"]["code"] != "validation_failed"
+
+
+async def test_a_fixed_variants_own_face_value_is_still_accepted(
+    make_instance: Any, picks: Picks, products: list[Product]
+) -> None:
+    """The strict input money compares equal to the catalog's (same amount, currency)."""
+    variant = next(v for p in products for v in p.variants if v.id == picks.voucher_fixed)
+    assert variant.face_value is not None
+    inst = await make_instance(workers=False)
+    caller = await inst.caller()
+    face = {"amount": variant.face_value.amount, "currency": variant.face_value.currency}
+    response = await inst.client.post(
+        "/v1/orders",
+        json={"items": [{"variant_id": variant.id, "quantity": 1, "face_value": face}]},
+        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+    assert response.json()["data"]["items"][0]["face_value"] == face
