@@ -103,14 +103,18 @@ async def bootstrap(
     if adapters is None:
         adapters = build_adapters(settings, http=http, redis=redis)
     keys = RedisKeys(settings.key_prefix)
-    access = Access.build(redis, keys, settings.access)
+    access = Access.build(
+        redis,
+        keys,
+        settings.access,
+        allow_private_webhooks=settings.orders.webhook_allow_private_targets,
+    )
     catalog = CatalogService(redis=redis, keys=keys, adapters=adapters, settings=settings.catalog)
     orders = build_orders_service(
         settings,
         redis=redis,
         keys=keys,
         adapters=adapters,
-        http=http,
         catalog=catalog,
         access=access,
     )

@@ -131,6 +131,11 @@ class OrderSettings(_Section):
     webhook_timeout_seconds: float = Field(
         default=5.0, gt=0, description="Bound on one webhook POST to a reseller."
     )
+    webhook_allow_private_targets: bool = Field(
+        default=False,
+        description="Allow webhook URLs on loopback, private and other non-public "
+        "addresses (link-local, metadata, multicast and unspecified ones never).",
+    )
     webhook_max_seconds: float = Field(
         default=24 * 3600.0, gt=0, description="Give up on a webhook after this long."
     )

@@ -37,7 +37,12 @@ def _run(action: Callable[[KeyStore], Awaitable[T]]) -> T:
 
         redis = await connect(settings)
         try:
-            return await action(KeyStore(redis, RedisKeys(settings.key_prefix)))
+            store = KeyStore(
+                redis,
+                RedisKeys(settings.key_prefix),
+                allow_private_webhooks=settings.orders.webhook_allow_private_targets,
+            )
+            return await action(store)
         finally:
             await redis.aclose()
 
@@ -90,7 +95,12 @@ def resellers() -> None:
 @click.argument("name")
 @click.option("--markup-percent", default=None, help="Markup on cost in percent, e.g. 7.5.")
 @click.option("--markup-fixed-minor", type=int, default=None, help="Fixed markup per unit.")
-@click.option("--webhook-url", default=None, help="Where order events are POSTed.")
+@click.option(
+    "--webhook-url",
+    default=None,
+    help="Where order events are POSTed: http(s), a public address unless "
+    "orders.webhook_allow_private_targets.",
+)
 def create_reseller(
     name: str, markup_percent: str | None, markup_fixed_minor: int | None, webhook_url: str | None
 ) -> None:
@@ -229,10 +239,12 @@ def revoke_key(key_id: str) -> None:
     type=float,
     default=0.0,
     show_default=True,
-    help="How long the old key keeps working (0: revoked at once).",
+    help="How long the old key keeps working (0: revoked at once; at most 30 days).",
 )
 def rotate_key(key_id: str, grace_seconds: float) -> None:
-    """Replace a key with a new one of the same scopes and limits; print the new key."""
+    """Replace a key with a new one of the same scopes and limits; print the new key.
+
+    Only the current key rotates: a revoked, expired or already rotated one is refused."""
     issued = _run(lambda s: s.rotate_key(key_id, grace_seconds=grace_seconds))
     _print_issued(issued.key, issued.token.get_secret_value())
     click.echo(

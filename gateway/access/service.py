@@ -45,9 +45,16 @@ class Access:
 
     @classmethod
     def build(
-        cls, redis: Any, keys: RedisKeys, settings: AccessSettings, *, limiter_redis: Any = None
+        cls,
+        redis: Any,
+        keys: RedisKeys,
+        settings: AccessSettings,
+        *,
+        limiter_redis: Any = None,
+        allow_private_webhooks: bool = False,
     ) -> Access:
-        """Wire the store and limiter to Redis (``limiter_redis``: a separate client, tests)."""
+        """Wire the store and limiter to Redis (``limiter_redis``: a separate client, tests;
+        ``allow_private_webhooks``: ``orders.webhook_allow_private_targets``)."""
         limiter_client = limiter_redis if limiter_redis is not None else redis
         limiter = ResellerLimiter(
             RedisRateLimiter(limiter_client),
@@ -55,7 +62,8 @@ class Access:
             settings,
             batch=not isinstance(limiter_client, RedisCluster),
         )
-        return cls(KeyStore(redis, keys), limiter, settings)
+        store = KeyStore(redis, keys, allow_private_webhooks=allow_private_webhooks)
+        return cls(store, limiter, settings)
 
     async def start(self) -> None:
         """Register the demo key when one is configured (``gateway serve`` in demo mode)."""

@@ -32,6 +32,7 @@ from gateway.access.models import (
 )
 from gateway.pricing import MarkupRule
 from gateway.redis_keys import RedisKeys
+from gateway.webhook_targets import TargetRefused, check_url
 
 
 class _Unset:
@@ -39,6 +40,10 @@ class _Unset:
 
 
 UNSET = _Unset()
+
+#: Longest grace period of a rotated key (30 days): a bound, so that a typo cannot keep a
+#: retired key alive for good.
+MAX_GRACE_SECONDS = 30 * 24 * 3600
 
 
 class AccessRecordError(ValueError):
@@ -60,9 +65,14 @@ def _text(raw: bytes | str) -> str:
 
 
 class KeyStore:
-    def __init__(self, redis: Any, keys: RedisKeys) -> None:
+    def __init__(
+        self, redis: Any, keys: RedisKeys, *, allow_private_webhooks: bool = False
+    ) -> None:
+        """``allow_private_webhooks``: ``orders.webhook_allow_private_targets``, which
+        decides which webhook URLs may be written (``gateway.webhook_targets``)."""
         self._redis = redis
         self._keys = keys
+        self._allow_private_webhooks = allow_private_webhooks
 
     # Resellers --------------------------------------------------------------------
     async def create_reseller(
@@ -73,6 +83,7 @@ class KeyStore:
         webhook_url: str | None = None,
         reseller_id: str | None = None,
     ) -> CreatedReseller:
+        self._check_webhook_url(webhook_url)
         secret = tokens.new_webhook_secret()
         try:
             reseller = Reseller(
@@ -131,6 +142,8 @@ class KeyStore:
         """Change the markup and/or webhook URL (``None`` clears them); with
         ``rotate_webhook_secret`` a new signing secret replaces the old one and is
         returned (shown once). Unchanged secrets are returned as they are."""
+        if not isinstance(webhook_url, _Unset):
+            self._check_webhook_url(webhook_url)
         secret = tokens.new_webhook_secret() if rotate_webhook_secret else None
 
         def change(record: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +166,16 @@ class KeyStore:
         reseller = _reseller_from(raw)
         assert reseller.webhook_secret is not None
         return CreatedReseller(reseller=reseller, webhook_secret=reseller.webhook_secret)
+
+    def _check_webhook_url(self, url: str | None) -> None:
+        """Refuse a webhook URL the gateway would not send to (checked again, with the
+        host resolved, at every delivery)."""
+        if url is None:
+            return
+        try:
+            check_url(url, allow_private=self._allow_private_webhooks)
+        except TargetRefused as exc:
+            raise AccessRecordError(f"webhook_url: {exc}") from exc
 
     # Keys -------------------------------------------------------------------------
     async def create_key(
@@ -224,13 +247,20 @@ class KeyStore:
         """Issue a new key with the same scopes, allowlist and limit; retire the old one.
 
         With a grace period the old key keeps working until it expires, so the reseller
-        can deploy the new one without an outage; without one it is revoked at once."""
+        can deploy the new one without an outage; without one it is revoked at once.
+
+        Only a current key rotates: one revoked, expired or already being retired (it has
+        an expiry, which only rotation sets) is refused, so rotating again can neither
+        revive an expired key nor extend a grace period. The check is repeated inside the
+        update that retires the key: of two operators rotating at once, one wins and the
+        other's new key is withdrawn before anyone saw it."""
+        if not 0 <= grace_seconds <= MAX_GRACE_SECONDS:
+            raise AccessRecordError(f"the grace period must be 0 to {MAX_GRACE_SECONDS} seconds")
         stored = await self.get_key(key_id)
         if stored is None:
             raise AccessRecordError(f"no key {key_id}")
         old = stored.key
-        if old.status != "active":
-            raise AccessRecordError(f"key {key_id} is revoked; create a new one instead")
+        _require_current(old, _now())
         issued = await self.create_key(
             old.reseller_id,
             scopes=old.scopes,
@@ -238,16 +268,27 @@ class KeyStore:
             rate_limit=old.rate_limit,
             name=old.name,
         )
-        if grace_seconds > 0:
-            expires = (_now() + timedelta(seconds=grace_seconds)).isoformat()
+        retire: dict[str, Any] = (
+            {"expires_at": (_now() + timedelta(seconds=grace_seconds)).isoformat()}
+            if grace_seconds > 0
+            else {"status": "revoked"}
+        )
 
-            def change(record: dict[str, Any]) -> dict[str, Any]:
-                return {**record, "expires_at": expires}
+        def change(record: dict[str, Any]) -> dict[str, Any]:
+            _require_current(_stored_key_from(json.dumps(record)).key, _now())
+            return {**record, **retire}
 
+        try:
             await self._update(self._keys.api_key(key_id), change, f"key {key_id}")
-        else:
-            await self.revoke_key(key_id)
+        except AccessRecordError:
+            await self._withdraw(issued.key)
+            raise
         return issued
+
+    async def _withdraw(self, key: ApiKey) -> None:
+        """Remove a key issued a moment ago whose rotation did not happen."""
+        await self._redis.delete(self._keys.api_key(key.id))
+        await self._redis.srem(self._keys.reseller_keys(key.reseller_id), key.id)
 
     async def load(self, key_id: str) -> tuple[StoredKey, Reseller | None] | None:
         """A key and its reseller, as authentication needs them (two ``GET``s)."""
@@ -286,6 +327,19 @@ class KeyStore:
                     return updated
                 except WatchError:
                     continue
+
+
+def _require_current(key: ApiKey, now: datetime) -> None:
+    """Refuse to rotate a key that is not the reseller's current one."""
+    if key.status != "active":
+        raise AccessRecordError(f"key {key.id} is revoked; create a new one instead")
+    if key.expires_at is not None and now >= key.expires_at:
+        raise AccessRecordError(f"key {key.id} has expired; create a new one instead")
+    if key.expires_at is not None:
+        raise AccessRecordError(
+            f"key {key.id} was already rotated and stops working at "
+            f"{key.expires_at.isoformat(timespec='seconds')}; rotate its replacement instead"
+        )
 
 
 def _problems(exc: ValidationError) -> str:

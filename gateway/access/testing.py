@@ -33,12 +33,13 @@ class TestCaller:
 
 def store_of(gateway: Any) -> KeyStore:
     """The key store of a ``Gateway`` (its access service's), or of anything with
-    ``redis`` and ``keys`` (tests that run no gateway)."""
+    ``redis``, ``keys`` and ``settings`` (tests that run no gateway)."""
     services = getattr(gateway, "services", None)
     if services is not None:
         store: KeyStore = services.access.store
         return store
-    return KeyStore(gateway.redis, gateway.keys)
+    allow = gateway.settings.orders.webhook_allow_private_targets
+    return KeyStore(gateway.redis, gateway.keys, allow_private_webhooks=allow)
 
 
 async def issue_key(

@@ -69,15 +69,15 @@ def _applied(headers: dict[str, str], preference: WaitPreference) -> dict[str, s
     errors=(400, 409, 422, 503),
     request_headers={
         "Idempotency-Key": "Required. Names this order creation: sending the same request "
-        "again with the same key (within 48 hours by default) returns the first answer "
-        "instead of buying twice. Same key with another body: 422 idempotency_key_reuse; "
+        "again with the same key (within 48 hours by default) returns that order as it is "
+        "now instead of buying twice. Same key with another body: 422 idempotency_key_reuse; "
         "while the first is running: 409 idempotency_request_in_progress.",
         "Prefer": _PREFER,
     },
     response_headers={
         "Location": "The order's URL.",
-        "Idempotent-Replayed": "`true` when this is the stored answer of an earlier request "
-        "with the same Idempotency-Key.",
+        "Idempotent-Replayed": "`true` when this answers an earlier request with the same "
+        "Idempotency-Key: the order as it is now (201 final, 202 still running).",
         "Preference-Applied": _PREFERENCE_APPLIED,
     },
     description="Validates every item against the live catalog (existence, stock, face "

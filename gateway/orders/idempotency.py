@@ -6,8 +6,9 @@ Per reseller, a key names one order creation:
   taken over); its answer (status and body) is stored for ``idempotency_ttl_seconds``;
 * same key, same body, while the first is running: ``409 idempotency_request_in_progress``
   (retry after ``Retry-After``);
-* same key, same body, after it finished: the stored status and body again, with
-  ``Idempotent-Replayed: true`` (a 202 replays as 202: fetch the order for news);
+* same key, same body, after it finished: the order as it is now (201 when final, 202
+  otherwise, like a first answer), with ``Idempotent-Replayed: true``; the stored
+  answer is the fallback when the order cannot be read (``OrdersService._replay``);
 * same key, another body: ``422 idempotency_key_reuse``;
 * a request refused before anything was created (validation, ``price_changed``,
   ``out_of_stock``) does not use the key up: the same key may be sent again.

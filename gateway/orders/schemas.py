@@ -1,5 +1,10 @@
 """The orders API's request and response models: they parse requests and generate the
-OpenAPI document (``@operation``), and a test checks rendered orders against them."""
+OpenAPI document (``@operation``), and a test checks rendered orders against them.
+
+An order's body is parsed strictly: quantities and amounts move money, so ``"1"``,
+``true`` or ``1.0`` where an integer belongs is a ``422 validation_failed``, never a
+guess at what the reseller meant (pydantic's default would buy one unit for each).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from adapters.models import Money
+from adapters.models import CurrencyCode, Money
 from gateway.orders.models import ItemStatus, OrderStatus, WebhookState
 
 _PRINTABLE = r"^[\x20-\x7e]+$"
@@ -17,26 +22,44 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class OrderItemIn(_In):
+class _StrictIn(_In):
+    """A request body whose values must already have their type: no coercion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class MoneyIn(_StrictIn):
+    """``Money`` as a reseller sends it: ``amount`` a JSON integer, nothing coerced. Not
+    a ``Money`` itself (pydantic models of two classes never compare equal), so the
+    type checker sees every place it becomes one (``as_money``)."""
+
+    amount: int = Field(description="Integer amount in the currency's minor units (cents).")
+    currency: CurrencyCode
+
+    def as_money(self) -> Money:
+        return Money(amount=self.amount, currency=self.currency)
+
+
+class OrderItemIn(_StrictIn):
     variant_id: str = Field(
         min_length=3, max_length=200, description="A variant id from the catalog."
     )
     quantity: int = Field(
         ge=1, le=100_000, description="Units; at most orders.max_quantity (default 100)."
     )
-    face_value: Money | None = Field(
+    face_value: MoneyIn | None = Field(
         default=None,
         description="The face value to buy, for a range variant only (within its "
         "face_min..face_max, same currency).",
     )
-    unit_price: Money | None = Field(
+    unit_price: MoneyIn | None = Field(
         default=None,
         description="The unit price you showed your customer. If the current price is "
         "higher, nothing is bought and the answer is 409 price_changed.",
     )
 
 
-class CreateOrderRequest(_In):
+class CreateOrderRequest(_StrictIn):
     items: list[OrderItemIn] = Field(
         min_length=1, max_length=1000, description="At most orders.max_items (default 50)."
     )

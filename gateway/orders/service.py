@@ -9,7 +9,8 @@ Creating an order, in order:
 4. write the order, its indexes, the key's link to it and one placement job per part in
    one script: from here on the order cannot be lost, whatever crashes;
 5. with ``Prefer: wait=N``, wait (without polling) until the workers make it final or N
-   seconds pass; answer 201 when final, 202 otherwise; store the answer for replays.
+   seconds pass; answer 201 when final, 202 otherwise. A retry with the same key after
+   that answer replays the order as it is at the time of the retry (``_replay``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-
-import httpx
 
 from adapters.base import SupplierAdapter
 from gateway.errors import Conflict, Internal, NotFound, Unprocessable
@@ -73,7 +72,6 @@ class OrdersService:
         catalog: CatalogLookup,
         resellers: ResellerDirectory,
         cipher: CodeCipher,
-        http: httpx.AsyncClient,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -94,7 +92,10 @@ class OrdersService:
             settings=settings,
             notifier=self.notifier,
             resellers=resellers,
-            webhooks=WebhookSender(http, timeout=settings.webhook_timeout_seconds),
+            webhooks=WebhookSender(
+                timeout=settings.webhook_timeout_seconds,
+                allow_private=settings.webhook_allow_private_targets,
+            ),
             clock=clock,
         )
         self.worker: OrderWorker | None = None
@@ -125,6 +126,7 @@ class OrdersService:
             await self.worker.stop()
             self.worker = None
         await self.notifier.stop()
+        await self.processor.webhooks.aclose()
         self._started = False
 
     aclose = stop
@@ -158,8 +160,7 @@ class OrdersService:
             )
         if claim.kind == "done":
             metrics.IDEMPOTENT_REPLAYS.inc()
-            assert claim.status is not None and claim.body is not None
-            return CreateAnswer(claim.status, claim.body, claim.order_id, replayed=True)
+            return await self._replay(claim, wait)
         if claim.kind == "takeover":
             assert claim.order_id is not None
             loaded = await self.store.load(claim.order_id)
@@ -251,6 +252,21 @@ class OrdersService:
         except Exception as exc:  # a retry after the lease rebuilds the answer
             log.warning("storing the idempotent answer failed: %s", type(exc).__name__)
         return CreateAnswer(status, body, order.id, replayed=replayed)
+
+    async def _replay(self, claim: Claim, wait: float) -> CreateAnswer:
+        """A finished request's order as it is now, not as it was answered: a reseller
+        retrying after a lost answer learns in that one call whether it completed (201,
+        codes included) or is still running (202). The stored answer is the fallback
+        when the order can no longer be read (it outlived the order's record)."""
+        assert claim.status is not None and claim.body is not None
+        loaded = await self.store.load(claim.order_id) if claim.order_id else None
+        if loaded is None:
+            return CreateAnswer(claim.status, claim.body, claim.order_id, replayed=True)
+        order = loaded.order
+        if wait > 0 and not order.status.is_final:
+            order = await self.wait_final(order.id, wait) or order
+        status = 201 if order.status.is_final else 202
+        return CreateAnswer(status, self.render(order, codes=True), order.id, replayed=True)
 
     def render(self, order: StoredOrder, *, codes: bool) -> bytes:
         return json.dumps(

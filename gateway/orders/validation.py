@@ -88,7 +88,7 @@ def validate_order(
                 index, "supplier_not_available", f"supplier {product.supplier!r} is not available"
             )
             continue
-        face = line.face_value
+        face = line.face_value.as_money() if line.face_value is not None else None
         if variant.is_range:
             low, high = variant.face_min, variant.face_max
             assert low is not None and high is not None
@@ -138,7 +138,7 @@ def validate_order(
                     index,
                     "price_changed",
                     "the price went up since you saw it; nothing was bought",
-                    seen=_money(line.unit_price),
+                    seen=_money(line.unit_price.as_money()),
                     current=_money(price),
                 )
                 continue

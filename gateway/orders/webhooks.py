@@ -14,7 +14,10 @@ An order that reaches a final state produces one event, ``order.completed``,
 
 Codes never travel in a webhook (a URL can be misconfigured, logged by a proxy, or point
 at the wrong party): fetch them with ``GET /v1/orders/{id}``, which authenticates you.
-Any 2xx answer acknowledges; anything else (or no answer within
+Webhooks go to public addresses only (``gateway.webhook_targets``: the URL is checked,
+its host resolved and every address checked on each attempt, and the connection made to
+a checked address) unless ``orders.webhook_allow_private_targets`` is set; a refused
+target counts as a failed attempt. Any 2xx answer acknowledges; anything else (or no answer within
 ``orders.webhook_timeout_seconds``) is retried with exponential backoff and jitter for at
 most ``orders.webhook_max_seconds``. The body is the same on every attempt; only the
 timestamp and signature change. Events can arrive more than once, and in any order
@@ -26,10 +29,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import time
 from typing import Any
 
+import httpcore
 import httpx
+
+from gateway.webhook_targets import (
+    CheckedBackend,
+    Resolver,
+    TargetRefused,
+    TargetRefusedError,
+    check_url,
+    system_resolver,
+)
+
+log = logging.getLogger("gateway.orders")
 
 SIGNATURE_VERSION = "v1"
 EVENT_TYPES = {
@@ -89,18 +105,63 @@ def event_body(
     ).encode()
 
 
-class WebhookSender:
-    """Sends one attempt of one event. Never follows redirects (a redirect would send the
-    signed event somewhere the reseller did not configure)."""
+class _CheckedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a connection pool whose every connection goes through
+    ``CheckedBackend``. httpx takes no network backend, so the pool it builds is replaced
+    by one built the same way with ours (a test sends through it: if httpx stopped
+    using ``_pool``, the rebinding test would fail)."""
 
-    def __init__(self, http: httpx.AsyncClient, *, timeout: float) -> None:
-        self._http = http
+    def __init__(self, backend: httpcore.AsyncNetworkBackend) -> None:
+        super().__init__(trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=20,
+            max_keepalive_connections=10,
+            keepalive_expiry=5.0,
+            network_backend=backend,
+        )
+
+
+class WebhookSender:
+    """Sends one attempt of one event, only to an allowed target (see the module
+    docstring). It owns its HTTP client: the gateway's shared one connects wherever a
+    name resolves, and uses environment proxies, which would resolve names themselves.
+    Never follows redirects (a redirect would send the signed event somewhere the
+    reseller did not configure, and past the checks)."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        allow_private: bool = False,
+        resolve: Resolver = system_resolver,
+    ) -> None:
         self._timeout = timeout
+        self._allow_private = allow_private
+        self._resolve = resolve
+        self._http: httpx.AsyncClient | None = None
+
+    def _client(self) -> httpx.AsyncClient:
+        if self._http is None or self._http.is_closed:
+            backend = CheckedBackend(allow_private=self._allow_private, resolve=self._resolve)
+            self._http = httpx.AsyncClient(
+                transport=_CheckedTransport(backend), trust_env=False, follow_redirects=False
+            )
+        return self._http
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     async def send(
         self, url: str, secret: str, event_id: str, body: bytes
     ) -> tuple[int | None, str | None]:
         """(HTTP status or None, error description or None)."""
+        try:
+            check_url(url, allow_private=self._allow_private)
+        except TargetRefused as exc:
+            return None, _refused(event_id, exc)
         timestamp = int(time.time())
         headers = {
             "Content-Type": "application/json",
@@ -110,11 +171,20 @@ class WebhookSender:
             "X-Webhook-Signature": sign(secret, timestamp, body),
         }
         try:
-            response = await self._http.post(
+            response = await self._client().post(
                 url, content=body, headers=headers, timeout=self._timeout, follow_redirects=False
             )
         except httpx.HTTPError as exc:
+            if isinstance(exc.__cause__, TargetRefusedError):
+                return None, _refused(event_id, exc.__cause__)
             return None, type(exc).__name__
         if 200 <= response.status_code < 300:
             return response.status_code, None
         return response.status_code, f"answered {response.status_code}"
+
+
+def _refused(event_id: str, exc: Exception) -> str:
+    """The error recorded for an attempt to a refused target (operators see it with the
+    order's webhook state and in the log)."""
+    log.warning("webhook target refused: %s", exc, extra={"event_id": event_id})
+    return f"webhook target refused: {exc}"

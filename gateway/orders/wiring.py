@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-
 from adapters.base import SupplierAdapter
 from gateway.access.service import Access
 from gateway.access.store import KeyStore
@@ -49,7 +47,6 @@ def build_orders_service(
     redis: Any,
     keys: RedisKeys,
     adapters: Mapping[str, SupplierAdapter],
-    http: httpx.AsyncClient,
     catalog: CatalogService,
     access: Access,
 ) -> OrdersService:
@@ -66,5 +63,4 @@ def build_orders_service(
         catalog=catalog_lookup(catalog),
         resellers=StoreResellerDirectory(access.store),
         cipher=cipher,
-        http=http,
     )

@@ -221,7 +221,6 @@ def in_process_app(
         redis=redis,
         keys=keys,
         adapters=adapters,
-        http=http,
         catalog=service,
         access=access,
     )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import tracemalloc
+from collections.abc import Callable
 
 from starlette.responses import JSONResponse
 
@@ -61,3 +64,61 @@ def test_answers_are_remembered_per_route_query_and_prices() -> None:
     assert pages.answered("/v1/products", b"q=a", basis) is None
     pages.remember("/v1/search", b"q=" + b"x" * 2000, None, b"body")  # too long: not kept
     assert pages.answered("/v1/search", b"q=" + b"x" * 2000, None) is None
+
+
+def _fill(pages: PageCache, n: int, basis_rule: MarkupRule | None = None) -> None:
+    """``n`` distinct long queries with no match, each key built afresh as the search
+    route builds it (raw query bytes, route path, ``SearchQuery`` with its text)."""
+    for i in range(n):
+        text = f"zq{i:06d} " + "nothing matches these words " * 8
+        route = "".join(["/v1/", "search"])
+        query = SearchQuery(text=text, limit=20)
+        body = pages.page(query, 1, 20, basis_rule)
+        pages.remember(
+            route, ("q=" + text.replace(" ", "+")).encode(), price_basis(basis_rule), body
+        )
+
+
+def _growth(run: Callable[[], object]) -> tuple[int, object]:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        kept = run()
+        gc.collect()
+        return tracemalloc.get_traced_memory()[0] - before, kept
+    finally:
+        tracemalloc.stop()
+
+
+def test_page_bytes_bounds_the_memory_the_answer_caches_take() -> None:
+    """40k distinct long queries (each answer ~60 bytes of body, each entry over 1 KB
+    with its keys): the caches' memory stays within ``page_bytes``."""
+    index = CatalogIndex.build(synthetic.products(200, seed=3), synthetic.price_list())
+    bound = 4 * 1024 * 1024
+
+    def fill() -> PageCache:
+        pages = PageCache(index, page_bytes=bound, summary_entries=0)
+        _fill(pages, 40_000)
+        return pages
+
+    used, _ = _growth(fill)
+    assert used <= bound * 1.05 + 64 * 1024, f"{used / 2**20:.1f} MiB for a {bound >> 20} MiB bound"
+    assert used >= bound * 0.6, "the caches hold much less than they may (estimate too high)"
+
+
+def test_entry_cost_matches_measured_memory() -> None:
+    """The estimate is an upper bound of what entries really take, and not a loose one:
+    measured across cache sizes (dict tables grow in steps) and both price bases."""
+    index = CatalogIndex.build(synthetic.products(200, seed=3), synthetic.price_list())
+    for n, rule in ((300, None), (3_000, RULE), (20_000, None)):
+
+        def fill(n: int = n, rule: MarkupRule | None = rule) -> PageCache:
+            pages = PageCache(index, page_bytes=1 << 40, summary_entries=0)
+            _fill(pages, n, rule)
+            return pages
+
+        used, pages = _growth(fill)
+        assert isinstance(pages, PageCache)
+        estimated = pages.estimated_bytes()
+        assert 0.7 * estimated <= used <= estimated, (n, used, estimated)

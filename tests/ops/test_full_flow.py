@@ -151,6 +151,7 @@ async def running(
             "retry_max_seconds": 0.3,
             "webhook_backoff_seconds": 0.05,
             "webhook_backoff_max_seconds": 0.3,
+            "webhook_allow_private_targets": True,  # the receiver listens on loopback
         },
     )
     gateway = await bootstrap(settings)

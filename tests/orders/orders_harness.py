@@ -132,6 +132,7 @@ def order_settings(**overrides: Any) -> OrderSettings:
         "retry_max_seconds": 0.3,
         "webhook_backoff_seconds": 0.05,
         "webhook_backoff_max_seconds": 0.3,
+        "webhook_allow_private_targets": True,  # the receivers listen on loopback
         "shutdown_grace_seconds": 1.0,
         "worker_concurrency": 16,
     }

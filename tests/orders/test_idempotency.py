@@ -45,7 +45,7 @@ async def test_missing_or_invalid_key_is_400(make_instance: Any, picks: Picks) -
     assert listed.json()["data"]["total"] == 0
 
 
-async def test_same_key_after_completion_replays_the_stored_answer(
+async def test_same_key_after_completion_replays_the_completed_order(
     make_instance: Any, picks: Picks, sandboxes: Sandboxes
 ) -> None:
     inst = await make_instance()
@@ -70,7 +70,7 @@ async def test_same_key_after_completion_replays_the_stored_answer(
     assert listed.json()["data"]["total"] == 1
 
 
-async def test_a_202_replays_as_the_same_202(make_instance: Any, picks: Picks) -> None:
+async def test_a_still_pending_order_replays_as_202(make_instance: Any, picks: Picks) -> None:
     inst = await make_instance(workers=False)  # nobody places it: it stays pending
     caller = await inst.caller()
     key = str(uuid.uuid4())
