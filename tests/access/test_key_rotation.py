@@ -13,7 +13,7 @@ from cli_runner import gateway_cli, printed
 
 import gateway.access.store as access_store
 from gateway.access.store import AccessRecordError, KeyStore
-from gateway.access.testing import serve_in_process
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 from gateway.redis_keys import RedisKeys
 
