@@ -12,6 +12,7 @@ import threading
 import click
 
 from gateway.access.commands import keys, resellers
+from gateway.accounts.commands import accounts
 from gateway.orders.commands import orders, worker
 from gateway.settings import Settings
 
@@ -156,6 +157,7 @@ main.add_command(resellers)
 main.add_command(keys)
 main.add_command(worker)
 main.add_command(orders)
+main.add_command(accounts)
 
 
 @main.command("config-doc")
