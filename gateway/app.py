@@ -40,7 +40,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from gateway.access.guard import protect
-from gateway.api import catalog, health, orders
+from gateway.api import accounts, catalog, health, orders
 from gateway.api.middleware import GatewayApp
 from gateway.api.openapi import build_document, docs_routes, serialise
 from gateway.bootstrap import Gateway, bootstrap
@@ -51,6 +51,7 @@ from gateway.settings import Settings
 FEATURE_ROUTES: list[BaseRoute] = [
     *catalog.routes,
     *orders.routes,
+    *accounts.routes,
     *health.routes,
     *obs_metrics.routes,
 ]

@@ -11,6 +11,7 @@ import httpx
 
 from adapters.base import SupplierAdapter
 from gateway.access.service import Access
+from gateway.accounts.service import AccountsService
 from gateway.catalog.service import CatalogService
 from gateway.orders.wiring import build_orders_service
 from gateway.redis_keys import RedisKeys
@@ -94,5 +95,6 @@ async def bootstrap(
     gateway.services["catalog"] = CatalogService(
         redis=redis, keys=gateway.keys, adapters=adapters, settings=settings.catalog
     )
+    gateway.services["accounts"] = AccountsService(redis, gateway.keys, settings)
     gateway.services["orders"] = build_orders_service(gateway)
     return gateway

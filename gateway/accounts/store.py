@@ -214,9 +214,13 @@ class AccountStore:
                 "reference_reused",
                 f"reference {reference!r} was already used for a {kind_was} of "
                 f"{amount_was} {currency_was} (minor units); use a new reference",
-                details={"reference": reference, "kind": kind_was, "currency": currency_was,
-                         "amount": int(amount_was)},
-            )  # fmt: skip
+                details={
+                    "reference": reference,
+                    "kind": kind_was,
+                    "currency": currency_was,
+                    "amount": int(amount_was),
+                },
+            )
         return Posted(_text(answer[1]), int(answer[2]), replayed=outcome == "replayed")
 
     async def set_limits(

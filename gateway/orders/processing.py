@@ -44,6 +44,8 @@ from adapters.errors import (
     SupplierError,
 )
 from adapters.models import OrderLine, UpstreamOrder
+from gateway.accounts.holds import observe as observe_accounts
+from gateway.accounts.holds import settle as settle_accounts
 from gateway.orders import metrics
 from gateway.orders.crypto import CodeCipher
 from gateway.orders.models import (
@@ -192,9 +194,11 @@ class OrderProcessor:
                     effects.review_add.append(member)
                 elif old.state is PartState.REVIEW and new.state is not PartState.REVIEW:
                     effects.review_rem.append(member)
+            effects.accounts.extend(settle_accounts(order))
             if delivery is not None:
                 effects.ack = delivery.entry_id
             if await self.store.commit(order, loaded.version, before.status, effects):
+                observe_accounts(effects.accounts)
                 self._committed(before, order)
                 return order
             loaded = None

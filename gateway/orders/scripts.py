@@ -12,7 +12,6 @@ from typing import Any
 
 from gateway.accounts.scripts import with_library
 
-
 #: Scripts that also move account money: they start with the accounts' Lua library.
 _WITH_LEDGER = frozenset({"order_create", "order_update"})
 

@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 
 from adapters.base import SupplierAdapter
+from gateway.accounts.holds import OrderAccounts
 from gateway.api.errors import ApiError
 from gateway.orders import metrics
 from gateway.orders.crypto import CodeCipher
@@ -74,9 +75,11 @@ class OrdersService:
         resellers: ResellerDirectory,
         cipher: CodeCipher,
         http: httpx.AsyncClient,
+        accounts: OrderAccounts | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.accounts = accounts
         self.adapters = adapters
         self.catalog = catalog
         self.cipher = cipher
@@ -177,13 +180,16 @@ class OrdersService:
     ) -> StoredOrder:
         try:
             order, jobs = self._build(reseller, request)
+            holds = await self.accounts.plan(order) if self.accounts else None
             result = await self.store.create(
                 order,
                 idempotency_key=claim.key,
                 token=claim.token,
                 idempotency_ttl=self.settings.idempotency_ttl_seconds,
                 jobs=jobs,
+                holds=holds,
             )
+            OrderAccounts.check(result, order)  # an account refused: 402, nothing written
         except BaseException:
             # Nothing was created: give the key back so that the same request may be sent
             # again (after fixing what was refused).

@@ -49,4 +49,5 @@ def build_orders_service(gateway: Any) -> OrdersService:
         resellers=StoreResellerDirectory(gateway.services["access"].store),
         cipher=cipher,
         http=gateway.http,
+        accounts=gateway.services["accounts"].orders,
     )

@@ -36,15 +36,18 @@ async def test_topup_is_booked_once_per_reference(
     redis: aioredis.Redis, redis_url: str, key_prefix: str
 ) -> None:
     rid = await reseller(redis, key_prefix)
-    first = await cli(redis_url, key_prefix, "accounts", "topup", rid, "250.00", "EUR",
-                      "--reference", "bank-1")  # fmt: skip
+    first = await cli(
+        redis_url, key_prefix, "accounts", "topup", rid, "250.00", "EUR", "--reference", "bank-1"
+    )
     assert first.exit_code == 0, first.output
     assert "booked" in first.output and "balance 250.00 EUR" in first.output
-    again = await cli(redis_url, key_prefix, "accounts", "topup", rid, "250.00", "eur",
-                      "--reference", "bank-1")  # fmt: skip
+    again = await cli(
+        redis_url, key_prefix, "accounts", "topup", rid, "250.00", "eur", "--reference", "bank-1"
+    )
     assert again.exit_code == 0 and "already booked" in again.output
-    other = await cli(redis_url, key_prefix, "accounts", "topup", rid, "99.00", "EUR",
-                      "--reference", "bank-1")  # fmt: skip
+    other = await cli(
+        redis_url, key_prefix, "accounts", "topup", rid, "99.00", "EUR", "--reference", "bank-1"
+    )
     assert other.exit_code == 1 and "bank-1" in other.output and "already used" in other.output
 
     store = AccountStore(redis, RedisKeys(key_prefix))
@@ -91,8 +94,19 @@ async def test_adjustments_limits_show_and_statement(
         ("topup", rid, "100.00", "EUR", "--reference", "t1"),
         ("topup", rid, "5000", "JPY", "--reference", "t2"),
         ("adjust", rid, "-12.50", "EUR", "--reference", "a1", "--note", "fee"),
-        ("set-limit", rid, "EUR", "--credit-limit", "50.00", "--order-cap", "30.00",
-         "--daily-cap", "200.00", "--low-balance", "20.00"),  # fmt: skip
+        (
+            "set-limit",
+            rid,
+            "EUR",
+            "--credit-limit",
+            "50.00",
+            "--order-cap",
+            "30.00",
+            "--daily-cap",
+            "200.00",
+            "--low-balance",
+            "20.00",
+        ),
     ]
     for args in run:
         result = await cli(redis_url, key_prefix, "accounts", *args)
@@ -109,8 +123,9 @@ async def test_adjustments_limits_show_and_statement(
     text = await cli(redis_url, key_prefix, "accounts", "show", rid)
     assert "balance 87.50 EUR" in text.output and "credit limit 50.00 EUR" in text.output
 
-    removed = await cli(redis_url, key_prefix, "accounts", "set-limit", rid, "EUR",
-                        "--order-cap", "none")  # fmt: skip
+    removed = await cli(
+        redis_url, key_prefix, "accounts", "set-limit", rid, "EUR", "--order-cap", "none"
+    )
     assert removed.exit_code == 0 and "order cap none" in removed.output
 
     exported = await cli(redis_url, key_prefix, "accounts", "statement", rid, "--csv")
@@ -122,8 +137,19 @@ async def test_adjustments_limits_show_and_statement(
     ]
     assert rows[2]["balance_change"] == "-12.50" and rows[2]["note"] == "fee"
     assert len({r["id"] for r in rows}) == 3
-    lines = await cli(redis_url, key_prefix, "accounts", "statement", rid, "--currency", "JPY",
-                      "--from", "2000-01-01", "--to", "2999-01-01")  # fmt: skip
+    lines = await cli(
+        redis_url,
+        key_prefix,
+        "accounts",
+        "statement",
+        rid,
+        "--currency",
+        "JPY",
+        "--from",
+        "2000-01-01",
+        "--to",
+        "2999-01-01",
+    )
     assert [json.loads(line)["amount"] for line in lines.output.splitlines()] == [5000]
     store = AccountStore(redis, RedisKeys(key_prefix))
     assert await ledger_sums(store, rid, "EUR") == (8750, 0)
