@@ -18,18 +18,25 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.accounts import metrics
 from gateway.accounts.models import OrderHold, utc_day
+from gateway.accounts.notices import LowBalanceNotices
 from gateway.accounts.store import AccountStore
 from gateway.errors import InsufficientFunds
 from gateway.orders.ids import job_nonce
 from gateway.orders.models import StoredOrder
+from gateway.orders.ports import ResellerDirectory
+from gateway.orders.queue import Delivery, Job, JobKind
+from gateway.orders.webhooks import WebhookSender
 from gateway.redis_keys import RedisKeys
-from gateway.settings import AccountSettings
+from gateway.settings import AccountSettings, OrderSettings
+
+#: A job of the accounts run by the order workers (``OrderProcessor.handlers``).
+JobHandler = Callable[[Delivery, Job], Awaitable[None]]
 
 _MESSAGES = {
     "insufficient_funds": "the account's available funds do not cover this order",
@@ -90,6 +97,13 @@ class OrderAccounts:
             "h": [[c, a, job_nonce()] for c, a in totals.items()],
         }
         return HoldPlan(keys, json.dumps(spec, separators=(",", ":")))
+
+    def job_handlers(
+        self, resellers: ResellerDirectory, webhooks: WebhookSender, settings: OrderSettings
+    ) -> dict[JobKind, JobHandler]:
+        """The account jobs the order workers run: low-balance notices."""
+        notices = LowBalanceNotices(self.store.redis, self.keys, resellers, webhooks, settings)
+        return {JobKind.ACCOUNT_NOTICE: notices.handle}
 
     @staticmethod
     def check(result: Any, order: StoredOrder) -> None:

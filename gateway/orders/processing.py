@@ -31,7 +31,7 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from adapters.base import SupplierAdapter
@@ -67,6 +67,8 @@ from gateway.settings import OrderSettings
 log = logging.getLogger("gateway.orders.worker")
 
 Change = Callable[[StoredOrder, float], Effects | None]
+#: A job kind run by the order workers for another feature (``handlers``).
+JobHandler = Callable[[Delivery, Job], Awaitable[None]]
 
 
 #: Hold reasons whose outcome a later look-up by reference may settle.
@@ -116,7 +118,9 @@ class OrderProcessor:
         webhooks: WebhookSender,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        handlers: Mapping[JobKind, JobHandler] | None = None,
     ) -> None:
+        self.handlers = dict(handlers or {})
         self.store = store
         self.queue = queue
         self.adapters = adapters
@@ -134,6 +138,10 @@ class OrderProcessor:
         job = delivery.job
         if job is None:
             await self.queue.ack(delivery.entry_id)
+            return
+        other = self.handlers.get(job.kind)
+        if other is not None:  # another feature's job (account notices): its own rules
+            await other(delivery, job)
             return
         if delivery.deliveries > self.settings.job_max_deliveries:
             await self._poison(delivery, job)

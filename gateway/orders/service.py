@@ -89,6 +89,7 @@ class OrdersService:
         self.queue = JobQueue(redis, keys, scripts)
         self.idempotency = IdempotencyStore(redis, keys, scripts, cipher)
         self.notifier = OrderNotifier(redis, keys.order_events())
+        webhooks = WebhookSender(http, timeout=settings.webhook_timeout_seconds)
         self.processor = OrderProcessor(
             store=self.store,
             queue=self.queue,
@@ -97,8 +98,9 @@ class OrdersService:
             settings=settings,
             notifier=self.notifier,
             resellers=resellers,
-            webhooks=WebhookSender(http, timeout=settings.webhook_timeout_seconds),
+            webhooks=webhooks,
             clock=clock,
+            handlers=accounts.job_handlers(resellers, webhooks, settings) if accounts else None,
         )
         self.worker: OrderWorker | None = None
         self._started = False
