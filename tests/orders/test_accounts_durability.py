@@ -232,6 +232,7 @@ async def test_faults_and_a_killed_worker_settle_every_hold_once(
     workers = [start_worker(module_settings, tmp_path / f"worker-{n}.log") for n in (1, 2)]
     created: list[str] = []
     gate = asyncio.Semaphore(24)
+    busy = asyncio.Event()  # enough orders in flight to kill a worker in the middle
 
     async def place(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
         headers = {**caller.headers, "Idempotency-Key": str(uuid.uuid4())}
@@ -243,13 +244,14 @@ async def test_faults_and_a_killed_worker_settle_every_hold_once(
                     response = None
                 if response is not None and response.status_code in (201, 202):
                     created.append(response.json()["data"]["id"])
+                    if len(created) >= 60:
+                        busy.set()
                     return
                 await asyncio.sleep(0.1)
         raise AssertionError("an order could not be created")
 
     async def kill_one_worker() -> None:
-        while len(created) < 60:
-            await asyncio.sleep(0.05)
+        await busy.wait()
         workers[0].kill()  # SIGKILL mid-run: its jobs are reclaimed by the others
         workers.append(start_worker(module_settings, tmp_path / "worker-3.log"))
 
