@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orders_harness import Picks, Sandboxes, make_settings
+from pydantic import SecretStr
 
 from gateway.access.models import ApiKey
 from gateway.accounts.models import EntryKind
@@ -122,3 +123,34 @@ async def test_demo_reseller_is_funded_once(
     eur = await accounts.store.get("rs_demo", "EUR")
     assert jpy.balance == 100_000 and eur.balance == 10_000_000
     assert len(await accounts.store.entries("rs_demo", "EUR")) == 1
+
+
+async def test_the_demo_reseller_can_order_in_the_embedded_store(
+    make_instance: Any, picks: Picks, redis_url: str, key_prefix: str, sandboxes: Sandboxes
+) -> None:
+    """``make run``: the embedded store, the demo key, enforcement on (the default)."""
+    from gateway.access.tokens import new_token
+
+    token = new_token()[1]
+    settings = make_settings(redis_url, key_prefix, sandboxes, accounts=AccountSettings())
+    settings.redis_url = None
+    settings.access.demo_key = SecretStr(token)
+    inst = await make_instance(settings)
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"items": [{"variant_id": picks.voucher_fixed, "quantity": 2}]}
+    created = await inst.client.post(
+        "/v1/orders",
+        json=body,
+        headers={**headers, "Idempotency-Key": str(uuid.uuid4()), "Prefer": "wait=10"},
+    )
+    assert created.status_code == 201, created.text
+    total = created.json()["data"]["totals"][0]
+    account = await inst.client.get("/v1/account", headers=headers)
+    shown = {a["currency"]: a for a in account.json()["data"]["accounts"]}[total["currency"]]
+    funded = 100_000 * 10 ** (0 if total["currency"] == "JPY" else 2)
+    assert shown["balance"]["amount"] == funded - total["amount"]
+    statement = await inst.client.get(
+        "/v1/account/statement", params={"currency": total["currency"]}, headers=headers
+    )
+    kinds = [e["kind"] for e in statement.json()["data"]["entries"]]
+    assert kinds == ["topup", "hold", "capture"]
