@@ -5,8 +5,9 @@ inline, in its create response), created
 
 * through the gateway: ``POST /v1/orders`` with ``Prefer: wait=5`` and a new
   ``Idempotency-Key``, answered 201 with the codes (authentication, rate limit,
-  idempotency claim, catalog validation, the durable write with its placement job, the
-  in-process worker's placement, the commit, the stored answer);
+  idempotency claim, catalog validation, the durable write with its placement job and
+  the hold on the reseller's funded account, the in-process worker's placement, the
+  commit with the capture, the stored answer);
 * directly: ``POST /api/v1/orders`` on the voucher sandbox with a new ``client_reference``
   (what the gateway's worker itself sends),
 
@@ -99,7 +100,8 @@ async def _wait_ready(url: str, setup: _Setup) -> None:
     raise RuntimeError("the gateway did not become ready (catalog not loaded?)")
 
 
-async def _reseller_key(redis: Any, prefix: str) -> str:
+async def _reseller_key(redis: Any, prefix: str) -> tuple[str, str]:
+    """A bench reseller and its key: (reseller id, key)."""
     from gateway.access.store import KeyStore
     from gateway.redis_keys import RedisKeys
 
@@ -110,7 +112,18 @@ async def _reseller_key(redis: Any, prefix: str) -> str:
         scopes=["catalog:read", "orders:write", "orders:read"],
         rate_limit=10**6,
     )
-    return issued.token.get_secret_value()
+    return created.reseller.id, issued.token.get_secret_value()
+
+
+async def _fund(redis: Any, prefix: str, reseller_id: str, currency: str) -> None:
+    """Fund the reseller's account: every bench order is held and captured on it (the
+    default, ``accounts.enforce``), as a production order is."""
+    from gateway.accounts.models import EntryKind
+    from gateway.accounts.store import AccountStore
+    from gateway.redis_keys import RedisKeys
+
+    store = AccountStore(redis, RedisKeys(prefix))
+    await store.post(reseller_id, currency, EntryKind.TOPUP, 10**14, "bench-funding")
 
 
 async def _pick_voucher(gateway: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, Any]:
@@ -174,7 +187,7 @@ async def _measure(setup: _Setup, n: int) -> dict[str, Any]:
     sandbox, url = setup.sandbox, setup.url
     try:
         await _wait_ready(url, setup)
-        token = await _reseller_key(redis, setup.prefix)
+        reseller_id, token = await _reseller_key(redis, setup.prefix)
         auth = {"Authorization": f"Bearer {token}"}
         limits = httpx.Limits(max_keepalive_connections=4)
         async with (
@@ -182,6 +195,7 @@ async def _measure(setup: _Setup, n: int) -> dict[str, Any]:
             httpx.AsyncClient(base_url=sandbox.url, limits=limits, timeout=30) as direct,
         ):
             variant = await _pick_voucher(gateway, auth)
+            await _fund(redis, setup.prefix, reseller_id, variant["price"]["currency"])
             credentials = VouchersAdapter.sandbox_settings(sandbox.url)
             login = await direct.post(
                 "/auth/login",

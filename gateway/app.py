@@ -47,7 +47,7 @@ from collections.abc import AsyncIterator, Sequence
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
-from gateway.api import catalog, health, orders
+from gateway.api import accounts, catalog, health, orders
 from gateway.api.guard import protect
 from gateway.api.middleware import GatewayApp
 from gateway.api.openapi import build_document, docs_routes, serialise
@@ -59,6 +59,7 @@ from gateway.settings import Settings
 FEATURE_ROUTES: list[BaseRoute] = [
     *catalog.routes,
     *orders.routes,
+    *accounts.routes,
     *health.routes,
     *obs_metrics.routes,
 ]

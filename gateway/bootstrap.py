@@ -12,6 +12,7 @@ import httpx
 
 from adapters.base import SupplierAdapter
 from gateway.access.service import Access
+from gateway.accounts.service import AccountsService
 from gateway.catalog.service import CatalogService
 from gateway.orders.service import OrdersService
 from gateway.orders.wiring import build_orders_service
@@ -38,11 +39,13 @@ class Services:
 
     access: Access
     catalog: CatalogService
+    accounts: AccountsService
     orders: OrdersService
 
     def in_start_order(self) -> Iterator[tuple[str, Service]]:
         yield "access", self.access
         yield "catalog", self.catalog
+        yield "accounts", self.accounts
         yield "orders", self.orders
 
 
@@ -110,6 +113,7 @@ async def bootstrap(
         allow_private_webhooks=settings.orders.webhook_allow_private_targets,
     )
     catalog = CatalogService(redis=redis, keys=keys, adapters=adapters, settings=settings.catalog)
+    accounts = AccountsService(redis, keys, settings)
     orders = build_orders_service(
         settings,
         redis=redis,
@@ -117,6 +121,7 @@ async def bootstrap(
         adapters=adapters,
         catalog=catalog,
         access=access,
+        accounts=accounts,
     )
     return Gateway(
         settings=settings,
@@ -124,6 +129,6 @@ async def bootstrap(
         keys=keys,
         http=http,
         adapters=adapters,
-        services=Services(access=access, catalog=catalog, orders=orders),
+        services=Services(access=access, catalog=catalog, accounts=accounts, orders=orders),
         _owns_http=owns_http,
     )

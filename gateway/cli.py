@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from gateway.access.commands import keys, resellers
+from gateway.accounts.commands import accounts
 from gateway.orders.commands import orders, worker
 from gateway.settings import Settings
 
@@ -157,6 +158,7 @@ main.add_command(resellers)
 main.add_command(keys)
 main.add_command(worker)
 main.add_command(orders)
+main.add_command(accounts)
 
 
 @main.command("config-doc")

@@ -66,6 +66,34 @@ class RedisKeys:
         """Pub/sub channel announcing orders that reached a final state."""
         return self._orders("events")
 
+    # Accounts ---------------------------------------------------------------------
+    # Account keys carry the ``{orders}`` hash tag too: a hold is written by the script
+    # that creates the order, and captures/releases by the script that commits the
+    # order's change, so accounts, ledgers and orders must share one Cluster slot.
+    def account(self, reseller_id: str, currency: str) -> str:
+        """Hash of one account: balance, held, limit, caps, low-balance state."""
+        return self._orders("account", reseller_id, currency)
+
+    def account_ledger(self, reseller_id: str, currency: str) -> str:
+        """Stream of one account's ledger entries (append-only, never trimmed)."""
+        return self._orders("ledger", reseller_id, currency)
+
+    def account_currencies(self, reseller_id: str) -> str:
+        """Set of the currencies a reseller has an account in."""
+        return self._orders("accounts", reseller_id)
+
+    def account_references(self, reseller_id: str) -> str:
+        """Hash of a reseller's operator references (top-ups, adjustments) -> entry."""
+        return self._orders("account-refs", reseller_id)
+
+    def account_events(self, reseller_id: str, currency: str) -> str:
+        """Hash of an account's undelivered low-balance events."""
+        return self._orders("account-events", reseller_id, currency)
+
+    def account_holds(self) -> str:
+        """ZSET of open holds ``<order id>:<currency>`` by creation time (ms)."""
+        return self._orders("holds")
+
     # Reseller access -------------------------------------------------------------
     # Each record is one key, read and written alone, so no hash tags are needed.
     def reseller(self, reseller_id: str) -> str:

@@ -199,6 +199,25 @@ class OrderSettings(_Section):
     )
 
 
+class AccountSettings(_Section):
+    enforce: bool = Field(
+        default=True,
+        description="Orders draw on the reseller's account per currency; a currency without "
+        "an account is refused (402). false lets resellers without an account buy without "
+        "limit (UNSAFE: any key with orders:write can spend freely).",
+    )
+    demo_balance: int = Field(
+        default=100_000,
+        ge=0,
+        description="Major units credited to the demo reseller in each demo currency when "
+        "the gateway runs in demo mode (access.demo_key set).",
+    )
+    demo_currencies: list[str] = Field(
+        default_factory=lambda: ["EUR", "USD", "GBP", "CAD", "JPY", "AED", "AUD", "BHD"],
+        description="Currencies of the demo reseller's funded accounts.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GATEWAY_",
@@ -231,6 +250,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = CatalogSettings()
     access: AccessSettings = AccessSettings()
     orders: OrderSettings = OrderSettings()
+    accounts: AccountSettings = AccountSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -24,8 +24,12 @@ from pydantic import (
 
 from gateway.pricing import MarkupRule
 
-Scope = Literal["catalog:read", "orders:read", "orders:write"]
-ALL_SCOPES: tuple[Scope, ...] = ("catalog:read", "orders:read", "orders:write")
+Scope = Literal["catalog:read", "orders:read", "orders:write", "account:read"]
+ALL_SCOPES: tuple[Scope, ...] = ("catalog:read", "orders:read", "orders:write", "account:read")
+#: The full scope set before ``account:read`` existed: a key holding all of it is a
+#: full-scope key and reads its account too (granted when the record is read, so keys
+#: issued before accounts need no migration).
+_FULL_BEFORE_ACCOUNTS: frozenset[str] = frozenset({"catalog:read", "orders:read", "orders:write"})
 WRITE_SCOPES: frozenset[str] = frozenset({"orders:write"})
 """Scopes whose requests the limiter treats as writes (``fail_open_writes``)."""
 
@@ -84,6 +88,13 @@ class ApiKey(BaseModel):
     expires_at: datetime | None = Field(
         default=None, description="Set when the key is rotated with a grace period."
     )
+
+    @field_validator("scopes")
+    @classmethod
+    def _full_scope_reads_account(cls, value: frozenset[Scope]) -> frozenset[Scope]:
+        if value >= _FULL_BEFORE_ACCOUNTS:
+            return value | {"account:read"}
+        return value
 
     def usable_at(self, now: float) -> bool:
         """Whether the key may be used at Unix time ``now``: not revoked, not expired (the

@@ -46,6 +46,8 @@ _SECURITY: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"apiKeyHeader": []
 _STATUS_TEXT = {
     400: "Bad request: a parameter, header or the JSON is invalid.",
     401: "No API key, or not a valid one.",
+    402: "The account cannot cover the order (insufficient_funds, order_limit_exceeded, "
+    "daily_limit_exceeded); details say the currency, what was required and what was left.",
     403: "The key may not do this (scope, IP allowlist, reseller disabled).",
     404: "Not found.",
     409: "Conflict.",
@@ -199,7 +201,7 @@ _DESCRIPTION = """One API over many suppliers of digital goods.
 
 **Authentication.** Every `/v1` operation needs an API key, sent as
 `Authorization: Bearer <key>` or `X-API-Key: <key>`. Each operation names the scope it
-needs (`catalog:read`, `orders:read`, `orders:write`).
+needs (`catalog:read`, `orders:read`, `orders:write`, `account:read`).
 
 **Errors.** Every error has the body `{"error": {"code", "message", "request_id"}}`;
 `code` is stable and machine-readable. Every response carries `X-Request-ID`.
@@ -358,6 +360,8 @@ def _responses(
     if op.response is not None:
         ref = refs[(op.response, "serialization")]
         success["content"] = {"application/json": {"schema": {"$ref": ref}}}
+        for media_type in op.media_types:
+            success["content"][media_type] = {"schema": {"type": "string"}}
     responses: dict[str, Any] = {str(op.status): success}
     for status, model in op.responses.items():
         responses[str(status)] = {
@@ -383,7 +387,7 @@ def _responses(
 
 
 def _error_name(status: int, protected: bool) -> str:
-    if status in (400, 404, 409, 413, 415, 422) and protected:
+    if status in (400, 402, 404, 409, 413, 415, 422) and protected:
         return f"Error{status}Limited"
     return f"Error{status}"
 

@@ -66,7 +66,7 @@ def _applied(headers: dict[str, str], preference: WaitPreference) -> dict[str, s
     response=OrderEnvelope,
     status=201,
     responses={202: OrderEnvelope},
-    errors=(400, 409, 422, 503),
+    errors=(400, 402, 409, 422, 503),
     request_headers={
         "Idempotency-Key": "Required. Names this order creation: sending the same request "
         "again with the same key (within 48 hours by default) returns that order as it is "
@@ -85,7 +85,11 @@ def _applied(headers: dict[str, str], preference: WaitPreference) -> dict[str, s
     "nothing is bought and the answer is 409 `price_changed`), stores the order, then "
     "places it with the suppliers. 201 when the order is final by the time of the answer "
     "(use `Prefer: wait=N` for instant products), 202 while it is pending or processing. "
-    "Errors: 400 idempotency_key_missing / idempotency_key_invalid, 409 "
+    "The order's value per currency is held on your account (`GET /v1/account`) until "
+    "it is delivered (captured) or not (released). "
+    "Errors: 400 idempotency_key_missing / idempotency_key_invalid, 402 insufficient_funds "
+    "/ order_limit_exceeded / daily_limit_exceeded (nothing created; the key is not used "
+    "up), 409 "
     "idempotency_request_in_progress / out_of_stock / price_changed, 422 "
     "idempotency_key_reuse / validation_failed / too_many_items / quantity_out_of_range / "
     "variant_not_found / supplier_not_available / face_value_required / "

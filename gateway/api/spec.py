@@ -35,6 +35,8 @@ class Operation:
     # Further non-error answers with their own body (202 still processing, 503 not
     # ready...): status -> model. Error statuses go in ``errors`` (the error envelope).
     responses: dict[int, type[BaseModel]] = field(default_factory=dict)
+    # Further media types of the success answer (e.g. ``text/csv``), chosen by ``Accept``.
+    media_types: tuple[str, ...] = ()
     request_headers: dict[str, str] = field(default_factory=dict)
     response_headers: dict[str, str] = field(default_factory=dict)
     description: str = ""

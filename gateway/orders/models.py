@@ -33,6 +33,7 @@ import enum
 from pydantic import BaseModel, ConfigDict
 
 from adapters.models import Money
+from gateway.accounts.models import OrderHold
 
 
 class OrderStatus(enum.StrEnum):
@@ -171,6 +172,8 @@ class Part(_Stored):
     finished_at: float | None = None
     review_reason: HoldReason | None = None
     last_error: str | None = None
+    #: Its account hold was captured/released (``gateway.accounts.holds.settle``).
+    settled: bool = False
 
 
 class WebhookDelivery(_Stored):
@@ -198,6 +201,8 @@ class StoredOrder(_Stored):
     items: list[StoredItem]
     parts: list[Part]
     webhook: WebhookDelivery | None = None
+    #: What the order holds on the reseller's accounts, per currency.
+    holds: list[OrderHold] = []
 
     def part(self, n: int) -> Part:
         for part in self.parts:

@@ -33,7 +33,7 @@ import logging
 import random
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from adapters.base import SupplierAdapter
@@ -46,6 +46,8 @@ from adapters.errors import (
     SupplierError,
 )
 from adapters.models import OrderLine, UpstreamOrder
+from gateway.accounts.holds import observe as observe_accounts
+from gateway.accounts.holds import settle as settle_accounts
 from gateway.observability.logging import bind
 from gateway.orders import backoff, metrics
 from gateway.orders.crypto import CodeCipher
@@ -69,6 +71,8 @@ from gateway.settings import OrderSettings
 log = logging.getLogger("gateway.orders.worker")
 
 Change = Callable[[StoredOrder, float], Effects | None]
+#: A job kind run by the order workers for another feature (``handlers``).
+JobHandler = Callable[[Delivery, Job], Awaitable[None]]
 
 
 class OrderConflict(RuntimeError):
@@ -136,7 +140,9 @@ class OrderProcessor:
         webhooks: WebhookSender,
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        handlers: Mapping[JobKind, JobHandler] | None = None,
     ) -> None:
+        self.handlers = dict(handlers or {})
         self.store = store
         self.queue = queue
         self.adapters = adapters
@@ -163,6 +169,10 @@ class OrderProcessor:
         job = delivery.job
         if job is None:
             await self.queue.ack(delivery.entry_id)
+            return
+        other = self.handlers.get(job.kind)
+        if other is not None:  # another feature's job (account notices): its own rules
+            await other(delivery, job)
             return
         if delivery.deliveries > self.settings.job_max_deliveries:
             await self._poison(delivery, job)
@@ -223,9 +233,11 @@ class OrderProcessor:
                     effects.review_add.append(member)
                 elif old.state is PartState.REVIEW and new.state is not PartState.REVIEW:
                     effects.review_rem.append(member)
+            effects.accounts.extend(settle_accounts(order))
             if delivery is not None:
                 effects.ack = delivery.entry_id
             if await self.store.commit(order, loaded.version, before.status, effects):
+                observe_accounts(effects.accounts)
                 self._committed(before, order)
                 return order
             loaded = None

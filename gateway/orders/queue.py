@@ -40,6 +40,9 @@ class JobKind(enum.StrEnum):
     POLL = "poll"
     RECONCILE = "reconcile"
     WEBHOOK = "webhook"
+    #: An account's low-balance event (``gateway.accounts.notices``); its "order id" is
+    #: ``<reseller>/<currency>/<event id>``.
+    ACCOUNT_NOTICE = "account_notice"
 
 
 @dataclass(frozen=True, slots=True)

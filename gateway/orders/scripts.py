@@ -10,9 +10,15 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from gateway.accounts.scripts import with_library
+
+#: Scripts that also move account money: they start with the accounts' Lua library.
+_WITH_LEDGER = frozenset({"order_create", "order_update"})
+
 
 def _source(name: str) -> str:
-    return resources.files("gateway.orders").joinpath(f"lua/{name}.lua").read_text()
+    text = resources.files("gateway.orders").joinpath(f"lua/{name}.lua").read_text()
+    return with_library(text) if name in _WITH_LEDGER else text
 
 
 @dataclass(frozen=True)

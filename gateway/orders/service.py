@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.base import SupplierAdapter
+from gateway.accounts.holds import OrderAccounts
 from gateway.errors import Conflict, Internal, NotFound, Unprocessable
 from gateway.orders import metrics
 from gateway.orders.crypto import CodeCipher
@@ -72,9 +73,11 @@ class OrdersService:
         catalog: CatalogLookup,
         resellers: ResellerDirectory,
         cipher: CodeCipher,
+        accounts: OrderAccounts | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
+        self.accounts = accounts
         self.adapters = adapters
         self.catalog = catalog
         self.cipher = cipher
@@ -84,6 +87,10 @@ class OrdersService:
         self.queue = JobQueue(redis, keys, scripts)
         self.idempotency = IdempotencyStore(redis, keys, scripts, cipher)
         self.notifier = OrderNotifier(redis, keys.order_events())
+        webhooks = WebhookSender(
+            timeout=settings.webhook_timeout_seconds,
+            allow_private=settings.webhook_allow_private_targets,
+        )
         self.processor = OrderProcessor(
             store=self.store,
             queue=self.queue,
@@ -92,11 +99,9 @@ class OrdersService:
             settings=settings,
             notifier=self.notifier,
             resellers=resellers,
-            webhooks=WebhookSender(
-                timeout=settings.webhook_timeout_seconds,
-                allow_private=settings.webhook_allow_private_targets,
-            ),
+            webhooks=webhooks,
             clock=clock,
+            handlers=accounts.job_handlers(resellers, webhooks, settings) if accounts else None,
         )
         self.worker: OrderWorker | None = None
         self._started = False
@@ -176,13 +181,16 @@ class OrdersService:
     ) -> StoredOrder:
         try:
             order, jobs = self._build(reseller, request)
+            holds = await self.accounts.plan(order) if self.accounts else None
             result = await self.store.create(
                 order,
                 idempotency_key=claim.key,
                 token=claim.token,
                 idempotency_ttl=self.settings.idempotency_ttl_seconds,
                 jobs=jobs,
+                holds=holds,
             )
+            OrderAccounts.check(result, order)  # an account refused: 402, nothing written
         except BaseException:
             # Nothing was created: give the key back so that the same request may be sent
             # again (after fixing what was refused).

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from gateway.accounts.holds import AccountMove, HoldPlan
 from gateway.orders.models import OrderStatus, StoredOrder
 from gateway.orders.queue import GROUP, Job
 from gateway.orders.scripts import OrderScripts
@@ -39,9 +40,13 @@ class Effects:
     review_add: list[str] = field(default_factory=list)
     review_rem: list[str] = field(default_factory=list)
     publish: bool = False
+    #: Account captures/releases of parts that became final (``gateway.accounts.holds``).
+    accounts: list[AccountMove] = field(default_factory=list)
 
     def encode(self, channel: str) -> str:
         out: dict[str, Any] = {}
+        if self.accounts:  # their keys follow the six fixed ones, see ``OrderStore.commit``
+            out["accounts"] = [m.encode(8 + 2 * i) for i, m in enumerate(self.accounts)]
         if self.ack:
             out["ack"] = self.ack
             out["group"] = GROUP
@@ -86,8 +91,10 @@ class OrderStore:
         token: str,
         idempotency_ttl: int,
         jobs: Sequence[Job],
-    ) -> str:
-        """Write a new order with its first jobs; "ok", "lost" or "exists"."""
+        holds: HoldPlan | None = None,
+    ) -> str | list[Any]:
+        """Write a new order with its first jobs and its account ``holds``; "ok", "lost",
+        "exists", or the refusal of an account (a list, see ``OrderAccounts.check``)."""
         keys = self.keys
         result = await self._scripts.order_create(
             keys=[
@@ -96,6 +103,7 @@ class OrderStore:
                 keys.reseller_orders(order.reseller_id),
                 keys.reseller_orders(order.reseller_id, order.status.value),
                 idempotency_key,
+                *(holds.keys if holds else ()),
             ],
             args=[
                 token,
@@ -103,9 +111,12 @@ class OrderStore:
                 order.id,
                 _ms(order.created_at),
                 idempotency_ttl,
+                holds.spec if holds else "",
                 *(job.encode() for job in jobs),
             ],
         )
+        if isinstance(result, list):
+            return result
         return result.decode() if isinstance(result, bytes) else str(result)
 
     async def load(self, order_id: str) -> Versioned | None:
@@ -123,6 +134,11 @@ class OrderStore:
     ) -> int:
         """Write ``order`` if it is still at ``version``; the new version, or 0."""
         keys = self.keys
+        moves = effects.accounts if effects else []
+        account_keys = [keys.account_holds()] if moves else []
+        for move in moves:
+            account_keys.append(keys.account(move.reseller_id, move.currency))
+            account_keys.append(keys.account_ledger(move.reseller_id, move.currency))
         result = await self._scripts.order_update(
             keys=[
                 keys.order(order.id),
@@ -131,6 +147,7 @@ class OrderStore:
                 keys.order_review(),
                 keys.reseller_orders(order.reseller_id, old_status.value),
                 keys.reseller_orders(order.reseller_id, order.status.value),
+                *account_keys,
             ],
             args=[
                 version,

@@ -8,6 +8,7 @@ from typing import Any
 from adapters.base import SupplierAdapter
 from gateway.access.service import Access
 from gateway.access.store import KeyStore
+from gateway.accounts.service import AccountsService
 from gateway.catalog.service import CatalogService
 from gateway.orders.crypto import cipher_from_settings
 from gateway.orders.ports import PricedCatalog, WebhookTarget
@@ -49,6 +50,7 @@ def build_orders_service(
     adapters: Mapping[str, SupplierAdapter],
     catalog: CatalogService,
     access: Access,
+    accounts: AccountsService,
 ) -> OrdersService:
     """The orders service of one gateway (``gateway.bootstrap``), over its catalog and
     the resellers of its access layer. Raises ``EncryptionKeyError`` when codes could not
@@ -63,4 +65,5 @@ def build_orders_service(
         catalog=catalog_lookup(catalog),
         resellers=StoreResellerDirectory(access.store),
         cipher=cipher,
+        accounts=accounts.orders,
     )

@@ -142,6 +142,7 @@ async def running(
         key_prefix=key_prefix,
         sandbox="off",
         suppliers=upstreams.settings(),
+        accounts={"enforce": False},  # accounts: tests/orders/test_accounts_*.py
         orders={
             "encryption_keys": [ENCRYPTION_KEY],
             "schedule_poll_seconds": 0.02,

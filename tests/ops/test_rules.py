@@ -27,6 +27,7 @@ REQUIRED_ALERTS = {
     "GatewayHigh5xxRate",
     "ResellerRateLimitSaturation",
     "SupplierCircuitOpen",
+    "AccountHoldsOverdue",
 }
 
 

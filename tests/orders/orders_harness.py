@@ -31,7 +31,7 @@ from adapters.registry import discover
 from adapters.sandbox_server import BackgroundServer
 from gateway.orders.ports import PricedCatalog
 from gateway.pricing import MarkupRule, PriceList
-from gateway.settings import OrderSettings, Settings
+from gateway.settings import AccountSettings, OrderSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPPLIERS = ("gaming_goods", "vouchers")
@@ -147,8 +147,12 @@ def make_settings(
     *,
     orders: OrderSettings | None = None,
     suppliers: dict[str, dict[str, Any]] | None = None,
+    accounts: AccountSettings | None = None,
 ) -> Settings:
+    """Settings for order tests. Accounts are not enforced unless ``accounts`` says so:
+    these tests are about orders; tests/orders/test_accounts_*.py enforce them."""
     return Settings(
+        accounts=accounts or AccountSettings(enforce=False),
         redis_url=redis_url,
         key_prefix=key_prefix,
         sandbox="off",
@@ -234,6 +238,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
                     ],
                 }
             ),
+            "GATEWAY_ACCOUNTS": settings.accounts.model_dump_json(),
             "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests' / 'orders'}",
         }
     )

@@ -201,7 +201,7 @@ async def test_an_order_webhook_to_a_loopback_url_is_refused_by_default(
         name = inst.gateway.keys.reseller(caller.reseller.id)
         record = json.loads(await inst.gateway.redis.get(name))
         await inst.gateway.redis.set(name, json.dumps({**record, "webhook_url": receiver.url}))
-        inst.gateway.services["access"].authenticator.forget()
+        inst.gateway.services.access.authenticator.forget()
 
         created = await inst.client.post(
             "/v1/orders",

@@ -1,0 +1,1 @@
+"""Reseller accounts: balances per currency, holds taken with orders, an append-only ledger."""
