@@ -203,6 +203,7 @@ def in_process_app(
     ``service``, for ``httpx.ASGITransport`` (which runs no lifespan: the state the
     lifespan would set is set here; the test starts ``service`` itself)."""
     from gateway.access.service import Access
+    from gateway.accounts.service import AccountsService
     from gateway.app import create_app
     from gateway.bootstrap import Gateway, Services
     from gateway.orders.wiring import build_orders_service
@@ -216,6 +217,7 @@ def in_process_app(
     )
     keys = RedisKeys(key_prefix)
     access = Access.build(redis, keys, settings.access)
+    accounts = AccountsService(redis, keys, settings)
     orders = build_orders_service(
         settings,
         redis=redis,
@@ -223,6 +225,7 @@ def in_process_app(
         adapters=adapters,
         catalog=service,
         access=access,
+        accounts=accounts,
     )
     gateway = Gateway(
         settings=settings,
@@ -230,7 +233,7 @@ def in_process_app(
         keys=keys,
         http=http,
         adapters=adapters,
-        services=Services(access=access, catalog=service, orders=orders),
+        services=Services(access=access, catalog=service, accounts=accounts, orders=orders),
         _owns_http=False,
     )
     app = create_app(gateway=gateway)
