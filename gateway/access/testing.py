@@ -33,12 +33,14 @@ class TestCaller:
 
 def store_of(gateway: Any) -> KeyStore:
     """The key store of a ``Gateway`` (its access service's), or of anything with
-    ``redis``, ``keys`` and ``settings`` (tests that run no gateway)."""
+    ``redis`` and ``keys`` (tests that run no gateway; ``settings``, when it has them, say
+    whether private webhook targets are allowed)."""
     services = getattr(gateway, "services", None)
     if services is not None:
         store: KeyStore = services.access.store
         return store
-    allow = gateway.settings.orders.webhook_allow_private_targets
+    settings = getattr(gateway, "settings", None)
+    allow = settings is not None and settings.orders.webhook_allow_private_targets
     return KeyStore(gateway.redis, gateway.keys, allow_private_webhooks=allow)
 
 
