@@ -241,8 +241,7 @@ class GamingGoodsSandbox:
         }
         if key is not None:
             self.idempotency[key] = _Replay(fingerprint, 201, answer)
-        fault = after_commit(self.control, error_body, "internal_error")
-        return fault or JSONResponse(answer, 201)
+        return after_commit(self.control, error_body, "internal_error", JSONResponse(answer, 201))
 
     def _validate_checkout(self, body: Any) -> list[tuple[CatalogProduct, int]]:
         if not isinstance(body, dict):
