@@ -58,6 +58,8 @@ def module_prefix() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def module_settings(sandboxes: Sandboxes, module_prefix: str) -> Settings:
     suppliers = supplier_settings(sandboxes, timeouts={"connect": 1.0, "read": 1.0, "total": 1.5})
+    # The Gaming Goods sandbox honours Idempotency-Key (as the platform's v1 API does).
+    suppliers["gaming_goods"]["idempotency_key_honoured"] = True
     orders = order_settings(review_reconcile_seconds=0.5)
     return make_settings(REDIS_URL, module_prefix, sandboxes, suppliers=suppliers, orders=orders)
 
