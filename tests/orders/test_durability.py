@@ -254,6 +254,9 @@ async def test_200_orders_through_faults_none_lost_none_bought_twice(
                 held[f"{part.supplier}:{part.review_reason}:{part.last_error}"] += 1
     print("final statuses:", dict(statuses), "faulted:", faulted, "of", requests)
     print("held:", dict(held))
+    for supplier, figures in stats.items():
+        bought = sum(counts[supplier][p.reference] for o in orders for p in o.parts)
+        print(f"{supplier}: {figures['requests'] / max(1, bought):.2f} requests per purchase")
     assert statuses["completed"] >= 150  # faults resolved, not turned into failures
 
 
