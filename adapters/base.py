@@ -50,6 +50,7 @@ from adapters.errors import (
     RetriableError,
     SupplierError,
     SupplierTimeout,
+    UpstreamBusyError,
 )
 from adapters.http_errors import read_error
 from adapters.keys import adapter_state_key, upstream_rate_key
@@ -60,13 +61,22 @@ from adapters.models import (
     ProductDetail,
     UpstreamOrder,
 )
-from adapters.ratelimit import RateLimit, RedisRateLimiter
+from adapters.ratelimit import Admission, Priority, RateLimit, RedisRateLimiter, SlotRefused
 
 _REFERENCE = re.compile(r"^[\x21-\x7e]{1,64}$")
 _BREAKER_GAUGE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
 #: One line per upstream HTTP request: never the URL (query strings), never a header.
 _log = logging.getLogger("adapters.upstream")
 _ATTEMPT: ContextVar[int] = ContextVar("upstream_attempt", default=1)
+#: The priority (and, for detail reads, the caller) of the calls made in this context:
+#: set by the public coroutines, read by the limiter. Unclassified calls are syncs.
+_CALL_CLASS: ContextVar[tuple[Priority, str | None]] = ContextVar(
+    "upstream_call_class", default=(Priority.SYNC, None)
+)
+#: Awaited once per attempt just before the request leaves (``request(on_send=...)``).
+_ON_SEND: ContextVar[Callable[[], Awaitable[None]] | None] = ContextVar(
+    "upstream_on_send", default=None
+)
 
 
 def retry_after_seconds(response: httpx.Response, *, now: float | None = None) -> float | None:
@@ -188,13 +198,31 @@ class SupplierAdapter(ABC):
     # ------------------------------------------------------------- contract
 
     async def iter_catalog(self) -> AsyncGenerator[CatalogPage, None]:
-        """Every product the supplier offers us, page by page, in a stable order."""
-        async for page in self._iter_catalog():
+        """Every product the supplier offers us, page by page, in a stable order. Its
+        calls are syncs: they take what orders and detail reads leave of the budget."""
+        pages = aiter(self._iter_catalog())
+        while True:
+            # Classed per step: a generator's body runs in its consumer's context.
+            token = _CALL_CLASS.set((Priority.SYNC, None))
+            try:
+                page = await anext(pages)
+            except StopAsyncIteration:
+                return
+            finally:
+                _CALL_CLASS.reset(token)
             yield page
 
-    async def get_product(self, upstream_id: str) -> ProductDetail:
-        """One product's full detail; ``NotFoundError`` when the upstream has none."""
-        return await self._get_product(upstream_id)
+    async def get_product(self, upstream_id: str, *, caller: str | None = None) -> ProductDetail:
+        """One product's full detail; ``NotFoundError`` when the upstream has none.
+
+        A detail read never queues for the rate limit: when the part of the budget not
+        kept for orders (or ``caller``'s share of it) is spent, it raises
+        ``UpstreamBusyError`` at once, without sending anything."""
+        token = _CALL_CLASS.set((Priority.DETAIL, caller))
+        try:
+            return await self._get_product(upstream_id)
+        finally:
+            _CALL_CLASS.reset(token)
 
     async def place_order(self, reference: str, lines: Sequence[OrderLine]) -> UpstreamOrder:
         """Place one upstream order, at most once per ``reference``, whatever fails.
@@ -210,6 +238,15 @@ class SupplierAdapter(ABC):
             raise ValueError("reference must be 1-64 printable ASCII characters")
         if not lines:
             raise ValueError("an order needs at least one line")
+        token = _CALL_CLASS.set((Priority.ORDER, None))
+        try:
+            return await self._place_and_reconcile(reference, lines)
+        finally:
+            _CALL_CLASS.reset(token)
+
+    async def _place_and_reconcile(
+        self, reference: str, lines: Sequence[OrderLine]
+    ) -> UpstreamOrder:
         sends = self.settings.reconcile_attempts
         cause: SupplierError | None = None
         for send in range(1, sends + 1):
@@ -235,11 +272,19 @@ class SupplierAdapter(ABC):
 
     async def get_order(self, upstream_id: str) -> UpstreamOrder:
         """The upstream order's current state and, once delivered, its codes."""
-        return await self._get_order(upstream_id)
+        token = _CALL_CLASS.set((Priority.ORDER, None))
+        try:
+            return await self._get_order(upstream_id)
+        finally:
+            _CALL_CLASS.reset(token)
 
     async def find_order(self, reference: str) -> UpstreamOrder | None:
         """The upstream order placed under ``reference``, or ``None`` if there is none."""
-        return await self._find_order(reference)
+        token = _CALL_CLASS.set((Priority.ORDER, None))
+        try:
+            return await self._find_order(reference)
+        finally:
+            _CALL_CLASS.reset(token)
 
     async def _reconcile(
         self, reference: str
@@ -353,6 +398,7 @@ class SupplierAdapter(ABC):
         bucket: str = "default",
         idempotent: bool | None = None,
         authenticate: bool = True,
+        on_send: Callable[[], Awaitable[None]] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """Send one logical upstream call and return its successful response.
@@ -363,7 +409,31 @@ class SupplierAdapter(ABC):
         A non-idempotent call is retried only when it certainly did not take effect
         (connection refused, 429, 401 before re-login); once it may have reached the
         upstream, failures become ``AmbiguousOutcomeError``.
+
+        ``on_send`` is awaited before each attempt leaves, after its rate-limit wait: the
+        moment a request is really sent (an order ledger records it then, not before a
+        wait of unknown length). If it raises, that attempt is not sent.
         """
+        # Set (or cleared) for this call only: a call made inside it (a re-login) is not
+        # the request the hook is about.
+        token = _ON_SEND.set(on_send)
+        try:
+            return await self._request(
+                method, path, operation, bucket, idempotent, authenticate, kwargs
+            )
+        finally:
+            _ON_SEND.reset(token)
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        bucket: str,
+        idempotent: bool | None,
+        authenticate: bool,
+        kwargs: dict[str, Any],
+    ) -> httpx.Response:
         if idempotent is None:
             idempotent = method.upper() not in ("POST", "PATCH")
         retry = self.settings.retries
@@ -372,7 +442,10 @@ class SupplierAdapter(ABC):
             | stop_before_delay(retry.max_total_seconds),
             wait=self._backoff,
             retry=retry_if_exception(
-                lambda e: isinstance(e, RetriableError) and not isinstance(e, CircuitOpenError)
+                lambda e: (
+                    isinstance(e, RetriableError)
+                    and not isinstance(e, CircuitOpenError | UpstreamBusyError)
+                )
             ),
             sleep=self._sleep,
             reraise=True,
@@ -461,14 +534,28 @@ class SupplierAdapter(ABC):
         if rate is not None and self._limiter is not None:
             try:
                 waited = await self._limiter.acquire(
-                    upstream_rate_key(self.key_prefix, self.name, bucket), rate
+                    upstream_rate_key(self.key_prefix, self.name, bucket),
+                    rate,
+                    self._admission(),
                 )
+            except SlotRefused as exc:
+                self.breaker.release_probe()
+                raise UpstreamBusyError(
+                    f"{operation}: {exc}", supplier=self.name, retry_after=exc.wait_seconds
+                ) from None
             except BaseException:
                 # Nothing was sent (Redis down, caller cancelled): a half-open probe slot
                 # taken by allow() must be handed back, or the circuit never closes again.
                 self.breaker.release_probe()
                 raise
             metrics.UPSTREAM_LIMITER_WAIT.labels(self.name, bucket).observe(waited)
+        on_send = _ON_SEND.get()
+        if on_send is not None:
+            try:
+                await on_send()
+            except BaseException:
+                self.breaker.release_probe()
+                raise
         url = self.settings.base_url.rstrip("/") + path
         self.stats["requests"] += 1
         started = time.perf_counter()
@@ -533,6 +620,19 @@ class SupplierAdapter(ABC):
         metrics.UPSTREAM_CALLS.labels(self.name, operation, outcome).inc()
         _log_call(self.name, operation, method, outcome, status, elapsed)
         return response
+
+    def _admission(self) -> Admission:
+        """How the call being sent may take a rate-limit slot: its class, from the public
+        coroutine it runs under, with this supplier's settings."""
+        priority, caller = _CALL_CLASS.get()
+        settings = self.settings
+        return Admission(
+            priority=priority,
+            reserve=settings.order_reserve,
+            max_wait=settings.limiter_max_wait_seconds if priority is Priority.ORDER else None,
+            caller=caller,
+            caller_share=settings.detail_share_per_caller,
+        )
 
     async def aclose(self) -> None:
         """Release resources the adapter owns itself (not the injected client)."""

@@ -63,6 +63,30 @@ class SupplierSettings(BaseModel):
         description="Fraction of the documented limit the shared limiter allows, to absorb "
         "clock skew and network jitter between us and the upstream's counter.",
     )
+    order_reserve: int = Field(
+        default=4,
+        ge=0,
+        le=100,
+        description="Slots of each rate bucket, on top of its burst, kept for order calls "
+        "(placement, reconciliation, fulfilment polls): product-detail reads and syncs only "
+        "take a slot while this many are left, so an order's first calls (this many less one) "
+        "find one free at once. Order calls may then burst burst + order_reserve: keep "
+        "that within the headroom rate_limit_safety leaves under the documented limit.",
+    )
+    limiter_max_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait an order call accepts for a slot of the shared rate limit; "
+        "beyond it nothing is sent and the call is retried later (a placement is never "
+        "recorded as sent while it waits).",
+    )
+    detail_share_per_caller: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Fraction of a bucket's rate one reseller's product-detail reads may "
+        "use; over it, detail reads are served from cache or refused with 503.",
+    )
     reconcile_attempts: int = Field(
         default=3, ge=1, description="Look-ups of an ambiguous order before giving up."
     )

@@ -8,7 +8,9 @@ never on an upstream's status code or message::
      ├── RetriableError           try the same call again later (5xx, dropped before sending)
      │    ├── RateLimitedError    ...after ``retry_after`` seconds (429)
      │    ├── SupplierTimeout     ...the upstream did not answer in time (idempotent calls only)
-     │    └── CircuitOpenError    ...the breaker is open; nothing was sent
+     │    ├── CircuitOpenError    ...the breaker is open; nothing was sent
+     │    └── UpstreamBusyError   ...the budget this kind of call may use is spent (the
+     │                            rest is kept for orders); nothing was sent
      ├── FatalError               do not retry: the request itself is wrong
      │    ├── NotFoundError       the product or order does not exist (or is hidden from us)
      │    ├── AuthenticationError our credentials or IP are refused: an operator must act
@@ -67,6 +69,19 @@ class SupplierTimeout(RetriableError):
 
 class CircuitOpenError(RetriableError):
     code = "supplier_circuit_open"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+
+
+class UpstreamBusyError(RetriableError):
+    """The gateway held the call back: the share of the supplier's rate this kind of call
+    (or this caller) may use is spent, or an order call would wait longer than it accepts.
+    Nothing was sent; retrying at once would only be refused again, so it is not retried
+    inside ``request``: the caller decides (serve a cached copy, retry later)."""
+
+    code = "supplier_busy"
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]

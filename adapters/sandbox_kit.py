@@ -47,8 +47,12 @@ class Faults(BaseModel):
     latency_ms: int = Field(default=0, ge=0, description="Added to every request.")
     error_rate: float = Field(default=0.0, ge=0, le=1, description="Answer 500 instead.")
     rate_limit_burst: int = Field(default=0, ge=0, description="Next N requests get 429.")
-    timeout_rate: float = Field(default=0.0, ge=0, le=1, description="Hang, then answer.")
-    hang_seconds: float = Field(default=30.0, ge=0, description="How long a timeout hangs.")
+    timeout_rate: float = Field(
+        default=0.0, ge=0, le=1, description="Hang, then process the request and answer."
+    )
+    hang_seconds: float = Field(
+        default=30.0, ge=0, description="How long a timeout (or a late answer) hangs."
+    )
     commit_then_drop_rate: float = Field(
         default=0.0,
         ge=0,
@@ -60,6 +64,13 @@ class Faults(BaseModel):
         ge=0,
         le=1,
         description="Order creation only: create the order, then answer 500.",
+    )
+    commit_then_hang_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Order creation only: create the order, then hang for hang_seconds "
+        "before answering (the answer arrives after a client with a shorter timeout gave up).",
     )
     fulfil_delay_seconds: float | None = Field(
         default=None, ge=0, description="Override the sandbox's order fulfilment delay."
@@ -91,7 +102,13 @@ class SandboxControl:
     faults: Faults = field(default_factory=Faults)
     orders: list[dict[str, Any]] = field(default_factory=list)
     stats: dict[str, int] = field(
-        default_factory=lambda: {"requests": 0, "rate_limited": 0, "errors": 0, "drops": 0}
+        default_factory=lambda: {
+            "requests": 0,
+            "rate_limited": 0,
+            "errors": 0,
+            "drops": 0,
+            "late_answers": 0,
+        }
     )
     rng: random.Random = field(default_factory=random.Random)
     #: Sandbox-specific figures for tests, e.g. ``{"products": 1500}``; served in stats.
@@ -356,9 +373,26 @@ class DropConnection(Response):
         raise ConnectionAbortedError("sandbox: connection dropped after commit (injected)")
 
 
-def after_commit(control: SandboxControl, error_body: ErrorBody, code: str) -> Response | None:
-    """For order-creation handlers, once the order is committed: a response replacing the
-    real answer when a post-commit fault fires (drop or 500), else ``None``."""
+class LateAnswer(Response):
+    """Sends ``answer`` only after ``delay`` seconds: the order is committed at once, but a
+    client whose timeout is shorter has given up by the time the answer arrives."""
+
+    def __init__(self, answer: Response, delay: float) -> None:
+        super().__init__()
+        self.answer = answer
+        self.delay = delay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(self.delay)
+        await self.answer(scope, receive, send)
+
+
+def after_commit(
+    control: SandboxControl, error_body: ErrorBody, code: str, answer: Response
+) -> Response:
+    """For order-creation handlers, once the order is committed: what to send instead of
+    ``answer`` when a post-commit fault fires (drop, 500, or ``answer`` late), else
+    ``answer`` itself."""
     faults = control.faults
     if control.roll(faults.commit_then_drop_rate):
         control.stats["drops"] += 1
@@ -366,7 +400,10 @@ def after_commit(control: SandboxControl, error_body: ErrorBody, code: str) -> R
     if control.roll(faults.error_after_commit_rate):
         control.stats["errors"] += 1
         return error_response(error_body, 500, code, "Internal server error")
-    return None
+    if control.roll(faults.commit_then_hang_rate):
+        control.stats["late_answers"] += 1
+        return LateAnswer(answer, faults.hang_seconds)
+    return answer
 
 
 def control_routes(control: SandboxControl) -> list[Route]:

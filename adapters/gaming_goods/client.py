@@ -17,6 +17,7 @@ buys twice or hands one customer's codes to another.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
@@ -178,10 +179,15 @@ class GamingGoodsAdapter(SupplierAdapter):
     async def _place_order(self, reference: str, lines: Sequence[OrderLine]) -> UpstreamOrder:
         """Checkout ``lines`` once for ``reference``.
 
-        A reference already resolved returns its order without sending anything. A
-        reference sent before with an unknown outcome is looked up first, so even a
-        platform that ignores ``Idempotency-Key`` never sees a blind resend. The intent
-        is written before the request leaves, so a crash mid-send is recoverable.
+        A reference already resolved returns its order without sending anything. The
+        intent (lines) is recorded before the first attempt, and the reference counts as
+        *sent* only when a request really leaves (after its rate-limit wait, which is
+        bounded): a checkout still waiting for a slot can neither own nor block an
+        upstream order. A reference sent before with an unknown outcome is looked up
+        first, so a platform that ignores ``Idempotency-Key`` never sees a blind resend;
+        with ``idempotency_key_honoured`` the checkout is simply sent again under the same
+        key (the platform answers with the order it made the first time), up to
+        ``reconcile_attempts`` times while the answer stays unknown.
         """
         wanted = mapping.checkout_lines(lines, supplier=self.name)
         ledger = self._require_ledger()
@@ -192,13 +198,35 @@ class GamingGoodsAdapter(SupplierAdapter):
         if known is not None:
             return known
         try:
-            _, fresh = await ledger.record_intent(reference, wanted)
+            intent = await ledger.record_intent(reference, wanted)
         except ReferenceReused:
             raise _reference_reused(reference, self.name) from None
-        if not fresh:
+        sent_before = intent.sent_at is not None
+        honoured = self.config.idempotency_key_honoured
+        if sent_before and not honoured:
             found = await self._find_order(reference)
             if found is not None:
                 return found
+        sends = self.settings.reconcile_attempts if honoured else 1
+        for send in range(1, sends + 1):
+            try:
+                return await self._checkout(reference, wanted, sent_before=sent_before)
+            except AmbiguousOutcomeError:
+                if send == sends:
+                    raise
+            sent_before = True
+            await self._sleep(self.settings.reconcile_delay)
+        raise AssertionError("unreachable: the last send returns or raises")  # pragma: no cover
+
+    async def _checkout(
+        self, reference: str, wanted: list[dict[str, Any]], *, sent_before: bool
+    ) -> UpstreamOrder:
+        """One checkout request (retried by ``request`` only while certainly not sent)."""
+        ledger = self._require_ledger()
+
+        async def leaving() -> None:
+            await ledger.mark_sent(reference)
+
         try:
             response = await self.request(
                 "POST",
@@ -207,11 +235,12 @@ class GamingGoodsAdapter(SupplierAdapter):
                 idempotent=False,
                 headers={"Idempotency-Key": reference},
                 json=mapping.checkout_body(wanted),
+                on_send=leaving,
             )
         except (FatalError, RetriableError):
-            # Refused, or never sent (connect error, 429, open circuit): nothing exists.
-            # An earlier attempt of the same reference may still have, so keep its intent.
-            if fresh:
+            # Refused, or never sent (connect error, 429, open circuit, no slot): nothing
+            # exists. An earlier send of the same reference may still have, so keep it.
+            if not sent_before:
                 await ledger.forget(reference)
             raise
         try:
@@ -227,10 +256,12 @@ class GamingGoodsAdapter(SupplierAdapter):
                 f"checkout {reference}: the upstream answered without an order",
                 supplier=self.name,
             )
-        taken = await ledger.claim(reference, ids)
-        if taken:
+        claim = await ledger.claim(reference, ids)
+        if claim.mapped is not None:
+            raise _double_attribution(reference, {i: reference for i in claim.mapped}, self.name)
+        if claim.taken:
             await ledger.remember(reference, ids)
-            raise _double_attribution(reference, taken, self.name)
+            raise _double_attribution(reference, claim.taken, self.name)
         if len(ids) > 1:
             raise _split_error(reference, ids, self.name)
         try:
@@ -272,66 +303,87 @@ class GamingGoodsAdapter(SupplierAdapter):
     async def _find_order(self, reference: str) -> UpstreamOrder | None:
         """The order of ``reference``: by the stored mapping, else by reconciliation.
 
-        Reconciliation walks ``GET /orders`` (newest first) back to the intent's send time
-        minus ``reconcile_skew_seconds``, skips orders other references have claimed, and
-        compares each remaining order's items (product ids and units) with the intent.
-        One match is claimed atomically and returned; none returns ``None`` (positively
-        absent: the caller may send again); several, or a match another unresolved
-        reference with the same lines could equally own, raise ``AmbiguousOutcomeError``.
-        Without a recorded intent we never sent anything under this reference: ``None``.
+        Reconciliation walks ``GET /orders`` (newest first) back to the reference's first
+        send minus ``reconcile_skew_seconds`` (orders created earlier can never be its),
+        skips orders claimed by any reference, and compares each remaining order's items
+        (read once per order, then kept in the ledger) with the intent. The one match is
+        claimed atomically and returned when no other reference could have produced it; no
+        match returns ``None`` (positively absent: the caller may send again); several
+        matches, a match of unknown date, or a match another sent, unresolved reference
+        with the same lines could equally own (it was sent before the order was created)
+        raise ``AmbiguousOutcomeError``: a later look-up, once those references resolved,
+        may settle it. A reference never sent has no order: ``None``.
         """
         known = await self._mapped_order(reference)
         if known is not None:
             return known
         ledger = self._require_ledger()
         intent = await ledger.intent(reference)
-        if intent is None:
+        if intent is None or intent.sent_at is None:
             return None
-        since = intent.sent_at - self.config.reconcile_skew_seconds
-        candidates = await self._orders_since(since)
-        created = {c.id: c.created_at for c in candidates}
-        owners = await ledger.owners(list(created))
-        if any(owner == reference for owner in owners.values()):
-            # Claimed by us before a crash lost the mapping: it is ours.
-            mine = [i for i, owner in owners.items() if owner == reference]
+        skew = self.config.reconcile_skew_seconds
+        candidates = await self._orders_since(_window_start(intent.sent_at, skew))
+        owners = await ledger.owners([c.id for c in candidates])
+        mine = [i for i, owner in owners.items() if owner == reference]
+        if mine:  # claimed by us before the mapping expired: it is ours
             await ledger.claim(reference, mine)
             return await self._mapped_order(reference)
-        matches: list[str] = []
-        for order_id in (i for i in created if owners[i] is None):
+        unclaimed = [c for c in candidates if owners[c.id] is None]
+        items = await self._items_of([c.id for c in unclaimed], reference)
+        matches = [c for c in unclaimed if intent.matches(items[c.id])]
+        if not matches:
+            return None
+        if len(matches) > 1:
+            raise AmbiguousOutcomeError(
+                f"reference {reference}: {len(matches)} unclaimed upstream orders "
+                f"{[m.id for m in matches]} bought exactly its lines since it was sent; a "
+                "human must decide",
+                supplier=self.name,
+            )
+        match = matches[0]
+        if match.created_at is None:
+            raise AmbiguousOutcomeError(
+                f"reference {reference}: upstream order {match.id} matches it but has no "
+                "creation time, so it may predate the checkout; a human must decide",
+                supplier=self.name,
+            )
+        rivals = [
+            other.reference
+            for other in await ledger.other_pending(reference)
+            if _could_own(other, intent, match.created_at, skew)
+        ]
+        if rivals:
+            raise AmbiguousOutcomeError(
+                f"reference {reference}: upstream order {match.id} matches it, but so would "
+                f"unresolved reference(s) {sorted(rivals)} sent before it was created with "
+                "the same lines",
+                supplier=self.name,
+            )
+        claim = await ledger.claim(reference, [match.id])
+        if claim.mapped is not None:  # resolved meanwhile by another look-up of ours
+            return await self._mapped_order(reference)
+        if claim.taken:
+            return None  # another reference took it a moment ago: it is not ours
+        return await self._get_order_as(match.id, reference)
+
+    async def _items_of(self, order_ids: list[str], reference: str) -> dict[str, dict[str, int]]:
+        """Units per product of each order: from the ledger, else its detail (kept)."""
+        ledger = self._require_ledger()
+        items = await ledger.cached_items(order_ids)
+        for order_id in order_ids:
+            if order_id in items:
+                continue
             body = await self._order_detail(order_id)
             try:
-                items = mapping.order_items(body)
+                items[order_id] = mapping.order_items(body)
             except ValueError as exc:
                 # It might be ours: absence cannot be proven.
                 raise AmbiguousOutcomeError(
                     f"reference {reference}: candidate order {order_id} is unreadable ({exc})",
                     supplier=self.name,
                 ) from exc
-            if intent.matches(items):
-                matches.append(order_id)
-        if not matches:
-            return None
-        if len(matches) > 1:
-            raise AmbiguousOutcomeError(
-                f"reference {reference}: {len(matches)} unclaimed upstream orders {matches} "
-                "bought exactly its lines since it was sent; a human must decide",
-                supplier=self.name,
-            )
-        rivals = [
-            other.reference
-            for other in await ledger.other_pending(reference)
-            if _could_own(other, intent, created[matches[0]], self.config.reconcile_skew_seconds)
-        ]
-        if rivals:
-            raise AmbiguousOutcomeError(
-                f"reference {reference}: upstream order {matches[0]} matches it, but so would "
-                f"unresolved reference(s) {sorted(rivals)} with the same lines; a human must "
-                "decide",
-                supplier=self.name,
-            )
-        if await ledger.claim(reference, matches):
-            return None  # another reference took it a moment ago: it is not ours
-        return await self._get_order_as(matches[0], reference)
+            await ledger.cache_items(order_id, items[order_id])
+        return items
 
     async def _orders_since(self, since: float) -> list[mapping.OrderSummary]:
         """Orders created at or after ``since`` (unknown dates included), newest first.
@@ -436,13 +488,20 @@ def _is_checkout(response: httpx.Response, checkout_path: str) -> bool:
     return request.method == "POST" and request.url.path.endswith(checkout_path)
 
 
-def _could_own(other: Intent, ours: Intent, created_at: datetime | None, skew: float) -> bool:
-    """Whether an order matching ``ours`` might instead be ``other``'s: the same units, and
-    ``other`` was sent early enough to have created it. There is no upper bound in time:
-    an upstream may act on a timed-out request long after we gave up on it."""
-    if other.units() != ours.units():
+def _window_start(sent_at: float, skew: float) -> float:
+    """The earliest creation time an order of a checkout first sent at ``sent_at`` can
+    show: ``skew`` earlier for clock disagreement, floored because the platform's times
+    have whole seconds."""
+    return float(math.floor(sent_at - skew))
+
+
+def _could_own(other: Intent, ours: Intent, created_at: datetime, skew: float) -> bool:
+    """Whether an order matching ``ours`` might instead be ``other``'s: ``other`` was sent
+    (early enough to have created it) and bought the same units. There is no upper bound
+    in time: an upstream may act on a timed-out request long after we gave up on it."""
+    if other.sent_at is None or other.units() != ours.units():
         return False
-    return created_at is None or created_at.timestamp() >= other.sent_at - skew
+    return created_at.timestamp() >= _window_start(other.sent_at, skew)
 
 
 def _reference_reused(reference: str, supplier: str) -> FatalError:

@@ -219,6 +219,7 @@ class GamingGoodsSandbox:
             raise ApiError(
                 400, "invalid_request", "Idempotency-Key must be 1 to 255 characters long"
             )
+        sent_key = key  # logged as the purchase's reference even when ignored
         if not self.honour_idempotency_key:
             key = None
         fingerprint = json.dumps(body, sort_keys=True, separators=(",", ":"))
@@ -233,7 +234,7 @@ class GamingGoodsSandbox:
                 )
             return JSONResponse(replay.body, replay.status, headers={"Idempotent-Replayed": "true"})
         wanted = self._validate_checkout(body)
-        order = self._commit(wanted, key)
+        order = self._commit(wanted, sent_key)
         answer = {
             "orders": [
                 {"id": order.id, "status": "created", "total": order.total, "currency": "EUR"}
@@ -241,8 +242,7 @@ class GamingGoodsSandbox:
         }
         if key is not None:
             self.idempotency[key] = _Replay(fingerprint, 201, answer)
-        fault = after_commit(self.control, error_body, "internal_error")
-        return fault or JSONResponse(answer, 201)
+        return after_commit(self.control, error_body, "internal_error", JSONResponse(answer, 201))
 
     def _validate_checkout(self, body: Any) -> list[tuple[CatalogProduct, int]]:
         if not isinstance(body, dict):

@@ -56,10 +56,18 @@ class GamingGoodsSettings(SupplierSettings):
         description="limit= sent when paging products and orders (the API caps it at 100).",
     )
     reconcile_skew_seconds: float = Field(
-        default=120.0,
+        default=2.0,
         ge=0,
-        description="Reconciliation looks at orders created up to this long before our "
-        "checkout was sent: the upstream's clock and ours may disagree.",
+        le=600,
+        description="How far the upstream's clock may run behind ours: reconciliation never "
+        "attributes an order created earlier than a checkout's first send minus this.",
+    )
+    idempotency_key_honoured: bool = Field(
+        default=False,
+        description="Set true only once the platform is known to honour Idempotency-Key on "
+        "checkout (replaying the first answer): a checkout with an unknown outcome is then "
+        "sent again under the same key instead of being matched against the order list. "
+        "The Partner page does not promise it, so the default never relies on it.",
     )
     reconcile_max_pages: int = Field(
         default=20,

@@ -10,6 +10,9 @@
 --          "reserve" always takes the next free slot and returns how long to wait
 --          (client-side upstream limits: callers queue instead of failing)
 -- ARGV[5]  cost (requests to account for; normally 1)
+-- ARGV[6]  reserve mode only, optional: the longest wait in microseconds a caller accepts;
+--          a later slot is not taken (the answer is a refusal saying how long the wait
+--          would be), so a queue can never grow past what its callers will wait for
 --
 -- Returns {allowed (0/1), remaining, wait_us, reset_us}
 --   wait_us  how long until this request may be sent (reserve) / retried (deny)
@@ -20,6 +23,7 @@ local period_us = tonumber(ARGV[2]) * 1000
 local burst = tonumber(ARGV[3])
 local mode = ARGV[4]
 local cost = tonumber(ARGV[5])
+local max_wait = tonumber(ARGV[6] or '-1')
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -35,7 +39,7 @@ local new_tat = tat + interval * cost
 local allow_at = new_tat - interval - tolerance
 local wait = allow_at - now
 
-if mode == 'deny' and wait > 0 then
+if wait > 0 and (mode == 'deny' or (max_wait >= 0 and wait > max_wait)) then
   local remaining = math.floor((now + tolerance - tat) / interval)
   if remaining < 0 then remaining = 0 end
   return {0, remaining, math.ceil(wait), math.ceil(tat - now)}

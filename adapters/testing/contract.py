@@ -416,11 +416,24 @@ class AdapterContract:
         stats = await self._ambiguous_commit_is_reconciled(contract, error_after_commit_rate=1.0)
         assert stats["errors"] >= 1, "the sandbox never answered 500 after committing"
 
+    async def test_answer_arriving_after_the_timeout_is_reconciled_without_a_second_purchase(
+        self, contract: ContractHarness
+    ) -> None:
+        read = 0.4
+        settings = contract.settings(timeouts={"read": read, "total": 2.0})
+        stats = await self._ambiguous_commit_is_reconciled(
+            contract, settings, commit_then_hang_rate=1.0, hang_seconds=read * 3
+        )
+        assert stats["late_answers"] >= 1, "the sandbox never answered late"
+
     async def _ambiguous_commit_is_reconciled(
-        self, contract: ContractHarness, **faults: float
+        self,
+        contract: ContractHarness,
+        settings: SupplierSettings | None = None,
+        **faults: float,
     ) -> dict[str, Any]:
         """Place an order under a post-commit fault; return the sandbox stats of it."""
-        adapter = contract.adapter()
+        adapter = contract.adapter(settings)
         _, line = await orderable_line(adapter, contract.sandbox)
         contract.sandbox.set_faults(**faults)
         before = contract.sandbox.order_count()

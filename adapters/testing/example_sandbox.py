@@ -199,8 +199,8 @@ def create_app(
                 "created_at": order["created_at"],
             }
         )
-        return after_commit(control, error_body, "internal_error") or JSONResponse(
-            public_order(order), 201
+        return after_commit(
+            control, error_body, "internal_error", JSONResponse(public_order(order), 201)
         )
 
     async def list_orders(request: Request) -> Response:

@@ -415,10 +415,9 @@ class VoucherSandbox:
         if reference is not None:
             self._by_reference[(client_id, reference)] = order.id
         control.record_order(order.log_entry())
-        replaced = after_commit(control, error_body, "INTERNAL_SERVER_ERROR")
-        if replaced is not None:
-            return replaced
-        return JSONResponse(order.to_json(), 201)
+        return after_commit(
+            control, error_body, "INTERNAL_SERVER_ERROR", JSONResponse(order.to_json(), 201)
+        )
 
     async def list_orders(self, request: Request) -> Response:
         client_id = self._client(request)

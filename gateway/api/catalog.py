@@ -233,7 +233,8 @@ async def search_products(request: Request) -> Response:
     errors=(404, 503),
     description="Description, terms, how to use, activation details, specifications and "
     "variants with your prices. Fetched from the supplier and cached; while the supplier "
-    "is unreachable an older cached copy is served with stale=true.",
+    "is unreachable, or its request budget is kept for orders, an older cached copy is "
+    "served with stale=true, or 503 supplier_busy with Retry-After when there is none.",
 )
 async def get_product(request: Request) -> Response:
     service = _service(request)
@@ -243,7 +244,8 @@ async def get_product(request: Request) -> Response:
     if product is None:
         raise ApiError(404, "not_found", f"no product {product_id[:300]!r} in the catalog")
     try:
-        result = await service.details.get(product)
+        reseller = request.scope.get("state", {}).get("reseller")
+        result = await service.details.get(product, caller=getattr(reseller, "id", None))
     except DetailNotFound as exc:
         raise ApiError(404, "not_found", f"product {product_id!r} is no longer available") from exc
     except DetailUnavailable as exc:

@@ -11,6 +11,12 @@ details, and suppliers rate-limit it, so details are cached:
    supplier is down (retriable error, open circuit) that older copy is served marked
    ``stale`` rather than failing the reseller's request.
 
+Detail reads come after orders on the supplier's rate budget (``adapters.ratelimit``): when
+the part not kept for orders, or the requesting reseller's share of it, is spent, the
+adapter refuses at once (``UpstreamBusyError``, nothing sent) and the cached copy is served
+marked ``stale``; without one the reseller gets ``503 supplier_busy`` with ``Retry-After``.
+A detail read never queues behind the supplier's limit.
+
 Concurrent requests for one product share one upstream call (single flight). A product
 the supplier answers 404 for is gone (sold out, withdrawn) even if the snapshot still
 lists it: the cached copies are dropped and the reseller gets 404.
@@ -31,9 +37,10 @@ from typing import Any
 from cachetools import TTLCache
 
 from adapters.base import SupplierAdapter
-from adapters.errors import NotFoundError, RetriableError, SupplierError
+from adapters.errors import NotFoundError, RetriableError, SupplierError, UpstreamBusyError
 from adapters.models import Product, ProductDetail
 from gateway.catalog import metrics
+from gateway.errors import Unavailable
 from gateway.redis_keys import RedisKeys
 
 log = logging.getLogger("gateway.catalog.detail")
@@ -85,8 +92,11 @@ class DetailCache:
         )
         self._inflight: dict[str, asyncio.Future[DetailResult]] = {}
 
-    async def get(self, product: Product) -> DetailResult:
-        """The detail of ``product`` (which the caller found in the served snapshot)."""
+    async def get(self, product: Product, *, caller: str | None = None) -> DetailResult:
+        """The detail of ``product`` (which the caller found in the served snapshot), for
+        ``caller`` (a reseller id: its detail reads are bounded to a share of the
+        supplier's rate). ``gateway.errors.Unavailable`` (``supplier_busy``) when the
+        budget left for detail reads is spent and no copy is cached."""
         cached = self._memory.get(product.id)
         if cached is not None:
             metrics.DETAIL_CACHE.labels("memory", "hit").inc()
@@ -94,7 +104,7 @@ class DetailCache:
         metrics.DETAIL_CACHE.labels("memory", "miss").inc()
         task = self._inflight.get(product.id)
         if task is None:
-            task = asyncio.ensure_future(self._load(product))
+            task = asyncio.ensure_future(self._load(product, caller))
             self._inflight[product.id] = task
             task.add_done_callback(functools.partial(self._settle, product.id))
         # Shielded: one reseller hanging up must not cancel the fetch others wait on.
@@ -105,7 +115,7 @@ class DetailCache:
         if not task.cancelled():
             task.exception()  # retrieved here so an unawaited failure is not logged twice
 
-    async def _load(self, product: Product) -> DetailResult:
+    async def _load(self, product: Product, caller: str | None) -> DetailResult:
         copy = await self._read_redis(product)
         if copy is not None and self._clock() - copy.fetched_at < self.ttl_seconds:
             metrics.DETAIL_CACHE.labels("redis", "hit").inc()
@@ -116,7 +126,17 @@ class DetailCache:
         if adapter is None:
             return self._stale_or_raise(product, copy, "its supplier is not configured", None)
         try:
-            detail = await adapter.get_product(product.upstream_id)
+            detail = await adapter.get_product(product.upstream_id, caller=caller)
+        except UpstreamBusyError as exc:
+            if copy is None:
+                metrics.DETAIL_CACHE.labels("redis", "busy").inc()
+                raise Unavailable(
+                    "supplier_busy",
+                    f"{product.supplier}'s request budget is kept for orders right now and "
+                    f"no copy of {product.id} is cached; try again later",
+                    retry_after=max(1.0, exc.retry_after or 0.0),
+                ) from exc
+            return self._stale_or_raise(product, copy, str(exc), exc.retry_after)
         except NotFoundError as exc:
             await self.forget(product)
             raise DetailNotFound(f"{product.id} no longer exists at its supplier") from exc

@@ -45,6 +45,7 @@ INDEX_BUILD = Histogram(
 DETAIL_CACHE = Counter(
     "gateway_catalog_detail_cache_total",
     "Product-detail look-ups by cache layer (memory, redis) and result "
-    "(hit, miss, stale: served expired during a supplier outage).",
+    "(hit, miss, stale: served expired during a supplier outage or while its budget is "
+    "kept for orders, busy: refused for that reason with no copy to serve).",
     ["layer", "result"],
 )

@@ -104,6 +104,8 @@ class JobQueue:
         self.stream = keys.order_jobs()
         self.schedule = keys.order_schedule()
         self._scripts = scripts
+        #: Where each consumer's next ``XAUTOCLAIM`` sweep resumes (see ``reclaim``).
+        self._reclaim_cursor: dict[str, str] = {}
 
     async def ensure_group(self) -> None:
         """Create the consumer group (and the stream) once; from id 0, so entries written
@@ -130,10 +132,19 @@ class JobQueue:
 
     async def reclaim(self, consumer: str, min_idle_ms: int, count: int) -> list[Delivery]:
         """Take over entries whose worker stopped renewing them (it died), with how many
-        times each has been delivered (to stop a job that kills every worker)."""
+        times each has been delivered (to stop a job that kills every worker).
+
+        ``XAUTOCLAIM`` examines at most ``10 × count`` pending entries per call and returns
+        where it stopped. Each call resumes from the cursor the previous one returned for
+        this consumer (back to ``0-0`` once Redis says the sweep went round), so idle
+        entries behind any number of live, renewed ones are reached within a bounded
+        number of calls; always starting at ``0-0`` would scan the same live entries
+        forever."""
+        start = self._reclaim_cursor.get(consumer, "0-0")
         answer = await self.redis.xautoclaim(
-            self.stream, GROUP, consumer, min_idle_ms, start_id="0-0", count=count
+            self.stream, GROUP, consumer, min_idle_ms, start_id=start, count=count
         )
+        self._reclaim_cursor[consumer] = _text(answer[0]) if answer else "0-0"
         claimed = answer[1] if len(answer) > 1 else []
         deleted = answer[2] if len(answer) > 2 else []
         if deleted:  # entries acknowledged and deleted under our feet: nothing to do

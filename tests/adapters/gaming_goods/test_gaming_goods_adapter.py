@@ -51,6 +51,15 @@ async def until_final(adapter: GamingGoodsAdapter, upstream_id: str) -> Upstream
     raise AssertionError("order never reached a final state")
 
 
+async def sent_intent(
+    adapter: GamingGoodsAdapter, reference: str, product_id: str, quantity: int = 1, **kw: Any
+) -> None:
+    """A checkout of ours that was sent (``now=``: when) and whose answer we never got."""
+    ledger = adapter._require_ledger()
+    await ledger.record_intent(reference, [{"product_id": product_id, "quantity": quantity}])
+    await ledger.mark_sent(reference, **kw)
+
+
 async def checkout_directly(
     http: httpx.AsyncClient, server: BackgroundServer, product_id: str, quantity: int = 1
 ) -> str:
@@ -244,8 +253,7 @@ async def test_reconciliation_skips_orders_claimed_by_other_references(
     app: Starlette, adapter: GamingGoodsAdapter
 ) -> None:
     product = stocked(app)
-    ledger = adapter._require_ledger()
-    await ledger.record_intent("ref-b", [{"product_id": product.id, "quantity": 1}])
+    await sent_intent(adapter, "ref-b", product.id)
     # ref-a orders the same thing and succeeds; ref-b's checkout never arrived.
     await adapter.place_order("ref-a", [line(product.id)])
     assert await adapter.find_order("ref-b") is None
@@ -255,9 +263,7 @@ async def test_several_matching_orders_need_a_human(
     app: Starlette, adapter: GamingGoodsAdapter, server: BackgroundServer, http: httpx.AsyncClient
 ) -> None:
     product = stocked(app)
-    await adapter._require_ledger().record_intent(
-        "ref-x", [{"product_id": product.id, "quantity": 1}]
-    )
+    await sent_intent(adapter, "ref-x", product.id)
     first = await checkout_directly(http, server, product.id)
     second = await checkout_directly(http, server, product.id)
     with pytest.raises(AmbiguousOutcomeError) as caught:
@@ -269,17 +275,15 @@ async def test_a_match_another_pending_reference_could_own_needs_a_human(
     app: Starlette, adapter: GamingGoodsAdapter, server: BackgroundServer, http: httpx.AsyncClient
 ) -> None:
     product = stocked(app)
-    ledger = adapter._require_ledger()
-    lines = [{"product_id": product.id, "quantity": 1}]
-    await ledger.record_intent("ref-1", lines)
-    await ledger.record_intent("ref-2", lines)
+    await sent_intent(adapter, "ref-1", product.id)
+    await sent_intent(adapter, "ref-2", product.id)
     await checkout_directly(http, server, product.id)
     with pytest.raises(AmbiguousOutcomeError, match="ref-2"):
         await adapter.find_order("ref-1")
     # A pending reference with other lines is no rival.
     other = stocked(app, skip=1)
-    await ledger.record_intent("ref-3", [{"product_id": other.id, "quantity": 1}])
-    await ledger.record_intent("ref-4", [{"product_id": other.id, "quantity": 2}])
+    await sent_intent(adapter, "ref-3", other.id)
+    await sent_intent(adapter, "ref-4", other.id, 2)
     order_id = await checkout_directly(http, server, other.id)
     found = await adapter.find_order("ref-3")
     assert found is not None and found.upstream_id == order_id and found.reference == "ref-3"
@@ -290,9 +294,8 @@ async def test_orders_older_than_the_send_time_are_not_matched(
 ) -> None:
     product = stocked(app)
     await checkout_directly(http, server, product.id)
-    lines = [{"product_id": product.id, "quantity": 1}]
     skew = adapter.config.reconcile_skew_seconds
-    await adapter._require_ledger().record_intent("ref-late", lines, now=time.time() + skew + 5)
+    await sent_intent(adapter, "ref-late", product.id, now=time.time() + skew + 5)
     assert await adapter.find_order("ref-late") is None
 
 
@@ -306,8 +309,7 @@ async def test_reconciliation_gives_up_rather_than_guess(
         key_prefix=key_prefix,
     )
     product = stocked(app)
-    lines = [{"product_id": product.id, "quantity": 1}]
-    await adapter._require_ledger().record_intent("ref-deep", lines, now=time.time() - 60)
+    await sent_intent(adapter, "ref-deep", product.id, now=time.time() - 60)
     for _ in range(3):
         await checkout_directly(http, server, stocked(app, skip=1).id)
     with pytest.raises(AmbiguousOutcomeError, match="gave up"):
@@ -406,6 +408,7 @@ async def test_intent_is_recorded_before_sending(redis: Any, key_prefix: str) ->
         key = f"{key_prefix}:adapter:{{gaming_goods}}:checkout:ref-intent"
         seen["intent"] = json.loads(await redis.get(key))
         seen["ttl"] = await redis.ttl(key)
+        seen["sent"] = float(await redis.get(key.replace(":checkout:", ":sent:")))
         raise httpx.ReadTimeout("upstream silent", request=request)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
@@ -418,7 +421,7 @@ async def test_intent_is_recorded_before_sending(redis: Any, key_prefix: str) ->
         with pytest.raises(AmbiguousOutcomeError):
             await adapter._place_order("ref-intent", [line("p1", 2)])
     assert seen["intent"]["lines"] == [{"product_id": "p1", "quantity": 2}]
-    assert abs(seen["intent"]["sent_at"] - time.time()) < 30
+    assert abs(seen["sent"] - time.time()) < 30
     assert seen["ttl"] > 24 * 3600
 
 
@@ -436,7 +439,7 @@ async def test_an_answered_order_claimed_by_another_reference_is_never_resent(
         adapter = GamingGoodsAdapter(
             adapter_settings("http://gg.test"), http=http, redis=redis, key_prefix=key_prefix
         )
-        assert await adapter._require_ledger().claim("ref-other", ["o-9"]) == {}
+        assert (await adapter._require_ledger().claim("ref-other", ["o-9"])).ok
         with pytest.raises(AmbiguousOutcomeError) as caught:
             await adapter.place_order("ref-me", [line("p1")])
         assert "ref-other" in str(caught.value.__cause__)
@@ -456,8 +459,6 @@ async def test_an_unreadable_candidate_proves_nothing(redis: Any, key_prefix: st
         adapter = GamingGoodsAdapter(
             adapter_settings("http://gg.test"), http=http, redis=redis, key_prefix=key_prefix
         )
-        await adapter._require_ledger().record_intent(
-            "ref-u", [{"product_id": "p1", "quantity": 1}]
-        )
+        await sent_intent(adapter, "ref-u", "p1")
         with pytest.raises(AmbiguousOutcomeError, match="unreadable"):
             await adapter.find_order("ref-u")
