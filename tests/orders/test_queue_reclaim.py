@@ -14,6 +14,11 @@ from gateway.redis_keys import RedisKeys
 LEASE_MS = 10_000
 
 
+async def _add(queue: JobQueue, job: Job) -> None:
+    """Put a job on the stream as the order scripts do (one ``j`` field)."""
+    await queue.redis.xadd(queue.stream, {"j": job.encode()})
+
+
 async def _read_all(queue: JobQueue, consumer: str, count: int) -> list[str]:
     delivered = await queue.read(consumer, count, 10)
     assert len(delivered) == count
@@ -27,10 +32,10 @@ async def test_dead_jobs_behind_many_renewed_ones_are_reclaimed_in_bounded_sweep
     await queue.ensure_group()
     live_count, dead_count = 40, 5
     for n in range(live_count):
-        await queue.enqueue(Job.new(JobKind.POLL, f"live-{n}", 1))
+        await _add(queue, Job.new(JobKind.POLL, f"live-{n}", 1))
     live = await _read_all(queue, "alive", live_count)
     for n in range(dead_count):
-        await queue.enqueue(Job.new(JobKind.POLL, f"dead-{n}", 1))
+        await _add(queue, Job.new(JobKind.POLL, f"dead-{n}", 1))
     dead = await _read_all(queue, "crashed", dead_count)
     # The dead worker's lease ran out; the live worker keeps renewing its own.
     await queue.release("crashed", dead, LEASE_MS + 1)
