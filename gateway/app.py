@@ -41,6 +41,7 @@ from starlette.routing import BaseRoute
 
 from gateway.access.guard import protect
 from gateway.api import catalog, health, orders
+from gateway.api.connections import ConnectionLimits
 from gateway.api.middleware import GatewayApp
 from gateway.api.openapi import build_document, docs_routes, serialise
 from gateway.bootstrap import Gateway, bootstrap
@@ -92,6 +93,7 @@ def create_app(
         routes=[*routes, *docs_routes()],
         lifespan=lifespan,
         max_body_bytes=cfg.http.max_body_bytes,
+        connection_limits=ConnectionLimits.from_settings(cfg.http),
     )
     app.state.openapi_bytes = serialise(build_document(app.routes))
     return app

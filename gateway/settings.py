@@ -35,6 +35,35 @@ class HttpSettings(_Section):
     max_body_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Largest request body accepted (413 above)."
     )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request line and headers together (431 and close above; "
+        "nginx allows 8 KB per line, 32 KB in all).",
+    )
+    header_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request head (line and headers) must arrive within this time of the "
+        "connection's start or of its first byte; else the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request body must arrive within this time of its head; else the "
+        "connection is closed.",
+    )
+    keep_alive_seconds: float = Field(
+        default=65.0,
+        gt=0,
+        description="An idle connection between requests is closed after this long (more "
+        "than a load balancer's idle timeout, AWS ALB 60 s).",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections per worker process; one more is closed at once.",
+    )
     public_url: str | None = Field(
         default=None, description="Base URL printed for humans; derived from host/port if unset."
     )

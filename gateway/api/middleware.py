@@ -49,9 +49,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.connections import ConnectionLimits
 from gateway.api.errors import ApiError, error_body, from_domain
 from gateway.errors import GatewayError, Internal
 from gateway.observability.requests import RequestObserver
@@ -236,7 +237,13 @@ class FrontDoor:
 
 
 class GatewayApp(Starlette):
-    """A ``Starlette`` whose whole middleware stack is one ``FrontDoor`` over the router."""
+    """A ``Starlette`` whose whole middleware stack is one ``FrontDoor`` over the router.
+
+    A path that differs from a route only by a trailing slash is a 404 like any unknown
+    path: Starlette would redirect it to an absolute URL built from the request's
+    ``Host`` header, which the client wrote (an open redirect to any host).
+
+    ``connection_limits`` is read by the server's protocol (``gateway.api.connections``)."""
 
     def __init__(
         self,
@@ -244,9 +251,19 @@ class GatewayApp(Starlette):
         routes: Sequence[BaseRoute],
         lifespan: Any,
         max_body_bytes: int,
+        connection_limits: ConnectionLimits | None = None,
     ) -> None:
         super().__init__(routes=routes, lifespan=lifespan)
         self.max_body_bytes = max_body_bytes
+        self.connection_limits = connection_limits or ConnectionLimits()
+        _no_slash_redirects(self.router)
 
     def build_middleware_stack(self) -> ASGIApp:
         return FrontDoor(self.router, max_body_bytes=self.max_body_bytes)
+
+
+def _no_slash_redirects(router: Router) -> None:
+    router.redirect_slashes = False
+    for route in router.routes:
+        if isinstance(route, Mount) and isinstance(route.app, Router):
+            _no_slash_redirects(route.app)
