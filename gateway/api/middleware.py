@@ -201,9 +201,10 @@ class FrontDoor:
         began = time.perf_counter()
         try:
             if content_length is not None:
-                if not content_length.isdigit():
+                if not content_length.isdigit():  # bytes: ASCII digits only
                     raise ApiError(400, "bad_request", "Content-Length is not a number")
-                if int(content_length) > limit:
+                # Length first: int() refuses strings of more than 4300 digits.
+                if len(content_length) > 18 or int(content_length) > limit:
                     raise _BodyTooLarge(limit)
             await self.app(scope, receive_limited, send_with_headers)
         except ClientDisconnect:
