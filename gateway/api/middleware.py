@@ -13,10 +13,12 @@ Starlette's two exception middlewares): each layer costs a call frame and a wrap
   including for the answers the layers below give before routing (401, 403, 429) and
   the 500 of an unexpected exception;
 * every error in one envelope, ``{"error": {"code", "message", "request_id"}}``, here
-  and nowhere else: ``ApiError`` (handlers, parsing, access checks), Starlette's
-  ``HTTPException`` (unknown route 404, wrong method 405 with ``Allow``), and anything
-  else, logged with the request id and a traceback and answered 500 ``internal_error``
-  with no detail.
+  and nowhere else: ``ApiError`` (handlers, parsing, access checks), domain errors
+  (``gateway.errors``), Starlette's ``HTTPException`` (unknown route 404, wrong method
+  405 with ``Allow``), Redis unreachable on any request path (503
+  ``service_unavailable`` with ``Retry-After``, ``gateway.store.unavailable``), and
+  anything else, logged with the request id and a traceback and answered 500
+  ``internal_error`` with no detail.
 
 ``GatewayApp`` is a ``Starlette`` whose middleware stack is exactly this door over the
 router: Starlette's ``ServerErrorMiddleware`` and ``ExceptionMiddleware`` would only
@@ -56,6 +58,7 @@ from gateway.api.connections import ConnectionLimits
 from gateway.api.errors import ApiError, error_body, from_domain
 from gateway.errors import GatewayError, Internal
 from gateway.observability.requests import RequestObserver
+from gateway.store import unavailable
 
 log = logging.getLogger("gateway.api")
 
@@ -106,9 +109,13 @@ def error_response(
 
 
 def _error_for(exc: Exception, rid: str) -> Response | None:
-    """The envelope for an error a client caused (``None``: not one of those)."""
+    """The envelope for an error a client caused or may retry (``None``: a bug)."""
     if isinstance(exc, Internal):
         return None  # logged with its traceback as unhandled, answered 500 without detail
+    store_down = unavailable(exc)
+    if store_down is not None:
+        log.warning("the store is unreachable: %s (request %s)", type(exc).__name__, rid)
+        exc = store_down
     if isinstance(exc, GatewayError):
         exc = from_domain(exc)
     if isinstance(exc, ApiError):
