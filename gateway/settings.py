@@ -127,6 +127,15 @@ class AccessSettings(_Section):
     default_rate_limit: int = Field(
         default=600, ge=1, description="Requests per minute per key unless the key says else."
     )
+    failed_auth_limit: int = Field(
+        default=30,
+        ge=0,
+        description="Invalid, revoked or expired keys one client address may present per "
+        "window before it is refused 429 without a look-up (IPv6: per /64; 0: no limit).",
+    )
+    failed_auth_window_seconds: float = Field(
+        default=60.0, gt=0, description="The window of failed_auth_limit."
+    )
     fail_open_reads: bool = Field(
         default=True, description="Admit catalog reads when Redis cannot rate-limit them."
     )

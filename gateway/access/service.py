@@ -16,7 +16,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from adapters.ratelimit import RedisRateLimiter
 from gateway.access.authenticate import Authenticator, Credential
-from gateway.access.client_ip import client_address, in_networks, parse_networks
+from gateway.access.client_ip import IPAddress, client_address, in_networks, parse_networks
+from gateway.access.failures import FailedAuthentications
 from gateway.access.metrics import AUTH_FAILURES
 from gateway.access.models import ALL_SCOPES
 from gateway.access.ratelimit import Headers, ResellerLimiter
@@ -38,6 +39,9 @@ class Access:
             store,
             cache_seconds=settings.key_cache_seconds,
             default_rate_limit=settings.default_rate_limit,
+            failures=FailedAuthentications(
+                settings.failed_auth_limit, settings.failed_auth_window_seconds
+            ),
         )
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self._demo_key = settings.demo_key
@@ -78,10 +82,13 @@ class Access:
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
         token = bearer or api_key
-        credential = self.authenticator.known(token) or await self.authenticator.authenticate(token)
+        address: IPAddress | None = None
+        credential = self.authenticator.known(token)
+        if credential is None:  # the address only when it is needed: not on the hot path
+            address = self._client(scope, forwarded)
+            credential = await self.authenticator.authenticate(token, address)
         if credential.allowed_ips:
-            peer = scope.get("client")
-            address = client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
+            address = address or self._client(scope, forwarded)
             if address is None or not in_networks(address, credential.allowed_ips):
                 AUTH_FAILURES.labels("ip_not_allowed").inc()
                 raise ApiError(
@@ -104,6 +111,10 @@ class Access:
         if headers is None:
             headers = await self.limiter.check(credential, required)
         return credential, headers
+
+    def _client(self, scope: dict[str, Any], forwarded: list[str]) -> IPAddress | None:
+        peer = scope.get("client")
+        return client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
 
 
 async def register_demo(store: KeyStore, token: str) -> None:
