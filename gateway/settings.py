@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -145,7 +145,17 @@ class AccessSettings(_Section):
     demo_key: SecretStr | None = Field(
         default=None,
         description="An API key registered at start-up for a demo reseller (set by "
-        "`gateway serve` in demo mode; leave unset in production).",
+        "`gateway serve` in demo mode; leave unset in production). Refused with a real "
+        "Redis unless demo_in_redis is set.",
+    )
+    demo_in_redis: bool = Field(
+        default=False,
+        description="Let the demo key be written to a real Redis (`gateway serve "
+        "--demo-key`): usable from loopback only, it expires after demo_key_ttl_seconds, "
+        "and any start without a demo key revokes it.",
+    )
+    demo_key_ttl_seconds: float = Field(
+        default=3600.0, gt=0, description="Lifetime of a demo key written to a real Redis."
     )
 
 
@@ -264,6 +274,22 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = CatalogSettings()
     access: AccessSettings = AccessSettings()
     orders: OrderSettings = OrderSettings()
+
+    @model_validator(mode="after")
+    def _no_standing_demo_key(self) -> Settings:
+        """A demo key printed on a terminal must not become a standing credential in a
+        Redis that outlives the run (and may later serve real suppliers)."""
+        if (
+            self.access.demo_key is not None
+            and self.redis_url is not None
+            and not self.access.demo_in_redis
+        ):
+            raise ValueError(
+                "access.demo_key is set with a real Redis (redis_url): a demo key would "
+                "outlive this run there; unset it, or set access.demo_in_redis for a key "
+                "that works from loopback only and expires (gateway serve --demo-key)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from adapters.ratelimit import RedisRateLimiter
 from gateway.access.authenticate import Authenticator, Credential
@@ -29,6 +32,8 @@ from gateway.settings import AccessSettings
 log = logging.getLogger("gateway.access")
 
 DEMO_RESELLER_ID = "rs_demo"
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+"""Where a demo key written to a real Redis may be used from: the demo's own machine."""
 
 
 class Access:
@@ -45,6 +50,8 @@ class Access:
         )
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self._demo_key = settings.demo_key
+        self._demo_in_redis = settings.demo_in_redis
+        self._demo_key_ttl = settings.demo_key_ttl_seconds
 
     @classmethod
     def build(
@@ -61,8 +68,21 @@ class Access:
         return cls(KeyStore(redis, keys), limiter, settings)
 
     async def start(self) -> None:
-        """Register the demo key when one is configured (``gateway serve`` in demo mode)."""
-        if self._demo_key is not None:
+        """Register the demo key when one is configured (``gateway serve`` in demo mode);
+        without one, retire the keys of any earlier demo run against this store."""
+        if self._demo_key is None:
+            try:
+                await retire_demo(self.store)
+            except RedisError as exc:  # housekeeping: the next start tries again
+                log.warning("could not check for demo keys to revoke: %s", type(exc).__name__)
+        elif self._demo_in_redis:  # a store that outlives the run: scoped and expiring
+            await register_demo(
+                self.store,
+                self._demo_key.get_secret_value(),
+                expires_at=datetime.now(UTC) + timedelta(seconds=self._demo_key_ttl),
+                allowed_ips=LOOPBACK,
+            )
+        else:  # the embedded store, gone with the process
             await register_demo(self.store, self._demo_key.get_secret_value())
 
     async def stop(self) -> None:
@@ -117,14 +137,36 @@ class Access:
         return client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
 
 
-async def register_demo(store: KeyStore, token: str) -> None:
+async def register_demo(
+    store: KeyStore,
+    token: str,
+    *,
+    expires_at: datetime | None = None,
+    allowed_ips: Sequence[str] = (),
+) -> None:
     """The demo reseller with ``token`` as its only working key (idempotent: every
     worker of one ``gateway serve`` registers the same key)."""
     if await store.get_reseller(DEMO_RESELLER_ID) is None:
         with contextlib.suppress(ValueError):  # another worker created it first
             await store.create_reseller("Demo reseller", reseller_id=DEMO_RESELLER_ID)
-    issued = await store.create_key(DEMO_RESELLER_ID, scopes=ALL_SCOPES, name="demo", token=token)
-    for key in await store.list_keys(DEMO_RESELLER_ID):
-        if key.id != issued.key.id and key.status == "active":
-            await store.revoke_key(key.id)  # keys of earlier demo runs
+    issued = await store.create_key(
+        DEMO_RESELLER_ID,
+        scopes=ALL_SCOPES,
+        name="demo",
+        token=token,
+        expires_at=expires_at,
+        allowed_ips=allowed_ips,
+    )
+    await retire_demo(store, keep=issued.key.id)  # keys of earlier demo runs
     log.info("demo reseller %s ready with key id %s", DEMO_RESELLER_ID, issued.key.id)
+
+
+async def retire_demo(store: KeyStore, *, keep: str | None = None) -> None:
+    """Revoke every active key of the demo reseller but ``keep``: a demo key never
+    outlives its demo run into a gateway started without one."""
+    if await store.get_reseller(DEMO_RESELLER_ID) is None:
+        return
+    for key in await store.list_keys(DEMO_RESELLER_ID):
+        if key.id != keep and key.status == "active":
+            await store.revoke_key(key.id)
+            log.info("demo key %s revoked: this run has no demo key", key.id)
