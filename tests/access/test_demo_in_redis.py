@@ -29,6 +29,7 @@ from access_routes import ROUTES
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
+from gateway.access.models import ApiKey
 from gateway.access.service import DEMO_RESELLER_ID
 from gateway.access.store import KeyStore
 from gateway.access.testing import serve_in_process
@@ -89,7 +90,7 @@ def printed_key(lines: list[str]) -> str | None:
     return None
 
 
-async def demo_keys(redis: aioredis.Redis, key_prefix: str) -> list[object]:
+async def demo_keys(redis: aioredis.Redis, key_prefix: str) -> list[ApiKey]:
     return list(await KeyStore(redis, RedisKeys(key_prefix)).list_keys(DEMO_RESELLER_ID))
 
 
@@ -121,8 +122,9 @@ async def test_an_asked_for_demo_key_is_loopback_only_expires_and_is_revoked_lat
             mine = await client.get("/v1/orders", headers={"X-API-Key": token})
             assert mine.status_code == 200, mine.text
     (key,) = await demo_keys(redis, key_prefix)
-    assert key.allowed_ips and all(net.is_loopback for net in key.allowed_ips)  # type: ignore[attr-defined]
-    lifetime = (key.expires_at - datetime.now(UTC)).total_seconds()  # type: ignore[attr-defined]
+    assert key.allowed_ips and all(net.is_loopback for net in key.allowed_ips)
+    assert key.expires_at is not None
+    lifetime = (key.expires_at - datetime.now(UTC)).total_seconds()
     assert 3000 < lifetime <= 3600
 
     scoped = app_for(redis_url, key_prefix, AccessSettings(demo_key=token, demo_in_redis=True))
@@ -133,7 +135,7 @@ async def test_an_asked_for_demo_key_is_loopback_only_expires_and_is_revoked_lat
     async with serve_in_process(app_for(redis_url, key_prefix, AccessSettings())) as client:
         after = await client.get("/v1/test/whoami", headers={"X-API-Key": token})
         assert after.status_code == 401
-    assert [k.status for k in await demo_keys(redis, key_prefix)] == ["revoked"]  # type: ignore[attr-defined]
+    assert [k.status for k in await demo_keys(redis, key_prefix)] == ["revoked"]
 
 
 async def test_an_asked_for_demo_key_stops_working_when_it_expires(
