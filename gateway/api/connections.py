@@ -24,11 +24,13 @@ is bounded by the orders settings, not by these. A body that arrives in time but
 never read by the application pauses reading (uvicorn's flow control), and the body
 timeout then closes the connection.
 
-The head size is checked twice: exactly (request line and header fields as parsed) once
-the head is complete, and, while it is not, over the bytes received since it began, so
-an endless header line is cut off one read past the limit instead of being buffered. In
-the rare read that carries the end of one pipelined request and the start of the next,
-the earlier request's bytes count too: that check errs on the side of refusing.
+The head size is bounded by the bytes of the reads that carried it: while a head is
+incomplete, more than ``max_header_bytes`` of them close the connection (431), so an
+endless header line is cut off one read past the limit instead of being buffered; once
+the head is complete and those reads exceed the limit (a large body in the same read,
+say), the head's exact size decides. A read that ends one pipelined request with a large
+body and starts the next counts whole for the next head: that check errs on the side of
+refusing, for a practice (pipelining) clients have all but abandoned.
 
 Why not uvicorn's ``limit_concurrency``: it accepts every connection and answers 503 once
 a head has arrived, so it bounds work but neither sockets nor the memory of slow heads.
@@ -115,7 +117,11 @@ def _header_too_large(limit: int) -> bytes:
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's ``httptools`` protocol with the bounds of the module docstring."""
+    """uvicorn's ``httptools`` protocol with the bounds of the module docstring.
+
+    Timers are armed only when a read ends with a request incomplete: a request whose
+    head (and body) came in one read, the common case, arms none and pays a few method
+    calls; the exact head size is summed only when the reads could have exceeded it."""
 
     def __init__(
         self,
@@ -127,9 +133,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits = limits_of(self.app)
         self._deadline: asyncio.TimerHandle | None = None
-        self._reading_head = True
-        self._head_received = 0  # bytes read while the head is incomplete
-        self._head_size = 0  # request line and header fields as parsed
+        self._reading_head = True  # a head is being read, or awaited on a new connection
+        self._reading_body = False
+        self._read_size = 0
+        self._head_received = 0  # bytes of the reads that carried the current head
         self._refused = False
 
     # -- the connection
@@ -140,7 +147,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             CONNECTIONS_CLOSED.labels("too_many_connections").inc()
             transport.close()
             return
-        self._arm(self.limits.header_timeout, "header_timeout")
+        self._arm(self.limits.header_timeout, "header_timeout")  # silent from the start
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -149,15 +156,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
+        self._read_size = len(data)
+        if self._reading_head:
+            self._head_received += self._read_size
         super().data_received(data)
         if self.transport.is_closing():
             return
-        if self._reading_head:  # still incomplete after this read
-            self._head_received += len(data)
+        if self._reading_head:  # the read ended inside a head
             if self._head_received > self.limits.max_header_bytes:
                 self._refuse_head()
-                return
-        if self._deadline is None and self.timeout_keep_alive_task is None and self._idle():
+            elif self._deadline is None:
+                self._arm(self.limits.header_timeout, "header_timeout")
+        elif self._reading_body:  # ... or inside a body
+            if self._deadline is None:
+                self._arm(self.limits.body_timeout, "body_timeout")
+        elif self._deadline is None and self.timeout_keep_alive_task is None and self._idle():
             # Bytes between requests that begin none (blank lines) cancelled uvicorn's
             # idle timer: the connection is watched again as one awaiting a head.
             self._arm(self.limits.header_timeout, "header_timeout")
@@ -167,24 +180,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._reading_head = True
-        self._head_received = self._head_size = 0
-        if self._deadline is None:  # a later request on a kept-alive connection
-            self._arm(self.limits.header_timeout, "header_timeout")
-
-    def on_url(self, url: bytes) -> None:
-        super().on_url(url)
-        self._head_size += len(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        super().on_header(name, value)
-        self._head_size += len(name) + len(value) + 4  # ": " and CRLF
+        self._head_received = self._read_size  # at most this read carried it so far
 
     def on_headers_complete(self) -> None:
         self._reading_head = False
-        if self._refused or self._head_size > self.limits.max_header_bytes:
+        if self._refused or (
+            self._head_received > self.limits.max_header_bytes
+            and self._head_size() > self.limits.max_header_bytes
+        ):
             self._refuse_head()  # the application never sees this request
             return
-        self._arm(self.limits.body_timeout, "body_timeout")
+        self._disarm()  # the head's timer; the body's is armed if a read ends inside it
+        self._reading_body = True
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -192,11 +199,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._reading_body = False
         self._disarm()
         if not self._refused:
             super().on_message_complete()
 
     # -- helpers
+
+    def _head_size(self) -> int:
+        """The request line and header fields as parsed (``": "`` and CRLFs included)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
 
     def _idle(self) -> bool:
         """No request is being read or answered on this connection."""

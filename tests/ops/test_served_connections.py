@@ -277,9 +277,24 @@ def test_an_oversized_head_is_refused_with_431(served: Served) -> None:
     head, _, body = received.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431 "), received[:200]
     assert b'"code":"header_too_large"' in body
-    # A head within the bound is served as before.
+    # A head within the bound is served as before, also when a large body arrives with
+    # it in the same read.
     fits = httpx.get(served.url + "/healthz", headers={"X-Big": "a" * 4000}, timeout=5)
     assert fits.status_code == 200
+    token = asyncio.run(issue(served.prefix, ["orders:write"], []))
+    body = b'{"reference": "' + b"r" * 100_000 + b'"}'
+    sock = connect(served)
+    sock.sendall(
+        b"POST /v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        b"X-API-Key: " + token.encode() + b"\r\nIdempotency-Key: big-body\r\n"
+        b"Content-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
+    received, _ = read_until_closed(sock)
+    sock.close()
+    assert received.startswith(b"HTTP/1.1 422 "), received[:200]
 
 
 def test_connections_beyond_the_limit_are_closed_at_once(served: Served) -> None:
