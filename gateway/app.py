@@ -48,6 +48,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from gateway.api import accounts, catalog, health, orders
+from gateway.api.connections import ConnectionLimits
 from gateway.api.guard import protect
 from gateway.api.middleware import GatewayApp
 from gateway.api.openapi import build_document, docs_routes, serialise
@@ -101,6 +102,7 @@ def create_app(
         routes=[*routes, *docs_routes()],
         lifespan=lifespan,
         max_body_bytes=cfg.http.max_body_bytes,
+        connection_limits=ConnectionLimits.from_settings(cfg.http),
     )
     app.state.openapi_bytes = serialise(build_document(app.routes))
     return app

@@ -27,7 +27,13 @@ def main() -> None:
 @click.option("--host", default=None, help="Interface to listen on (default from settings).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default from settings).")
 @click.option("--workers", type=int, default=None, help="uvicorn worker processes.")
-def serve(host: str | None, port: int | None, workers: int | None) -> None:
+@click.option(
+    "--demo-key",
+    is_flag=True,
+    help="With the sandbox suppliers and a real GATEWAY_REDIS_URL: write a demo key there "
+    "too (loopback only, expiring; access.demo_in_redis).",
+)
+def serve(host: str | None, port: int | None, workers: int | None, demo_key: bool) -> None:
     """Run the gateway (with the built-in sandbox suppliers when none is configured)."""
     import uvicorn
 
@@ -41,15 +47,21 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         raise click.UsageError(
             "the embedded store lives in one process: set GATEWAY_REDIS_URL to run several workers"
         )
-    demo = settings.redis_url is None or sandbox_wanted(settings)
+    # Demo mode prints a key with every scope. The embedded store forgets it on exit; a
+    # real Redis would keep it as a standing credential, so it gets one only when asked,
+    # and then one that works from loopback only and expires (Access.start).
+    in_redis = settings.redis_url is not None
+    asked = demo_key or settings.access.demo_in_redis
+    demo = not in_redis or (sandbox_wanted(settings) and asked)
+    if demo and in_redis:
+        os.environ["GATEWAY_ACCESS__DEMO_IN_REDIS"] = "true"
+    printed: str | None = None
     if demo and settings.access.demo_key is None:
         # The app registers this key at start-up (Access.start), inside the server
         # process where the embedded store lives; printed below, never logged.
         from gateway.access.tokens import new_token
 
-        os.environ["GATEWAY_ACCESS__DEMO_KEY"] = demo_key = new_token()[1]
-    else:
-        demo_key = None
+        os.environ["GATEWAY_ACCESS__DEMO_KEY"] = printed = new_token()[1]
     if sandbox_wanted(settings):
         servers = start_sandboxes()
         os.environ.update(sandbox_environment(servers))
@@ -60,12 +72,22 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
     click.echo(f"gateway            http://{host}:{port}")
     click.echo(f"  curl -s http://{host}:{port}/healthz")
     click.echo(f"  curl -s http://{host}:{port}/readyz")
-    if demo_key is not None:
+    if printed is not None:
         base = f"http://{host}:{port}"
-        click.echo(f"demo API key       {demo_key}  (reseller rs_demo, every scope)")
-        click.echo(f'  curl -s -H "Authorization: Bearer {demo_key}" "{base}/v1/search?q=steam"')
-        click.echo(f'  curl -s -H "X-API-Key: {demo_key}" "{base}/v1/products?page_size=5"')
+        scope = "every scope"
+        if in_redis:
+            ttl = settings.access.demo_key_ttl_seconds
+            scope += f", from this machine only, for {ttl:.0f} s"
+        click.echo(f"demo API key       {printed}  (reseller rs_demo, {scope})")
+        click.echo(f'  curl -s -H "Authorization: Bearer {printed}" "{base}/v1/search?q=steam"')
+        click.echo(f'  curl -s -H "X-API-Key: {printed}" "{base}/v1/products?page_size=5"')
         click.echo(f"  open {base}/docs (Authorize with the key to try the API)")
+    elif in_redis and sandbox_wanted(settings) and not demo:
+        click.echo(
+            "demo API key       none: GATEWAY_REDIS_URL is a real Redis, where it would "
+            "outlive this run (gateway serve --demo-key for one that expires, or "
+            "gateway resellers create / gateway keys create)"
+        )
     from gateway.observability import logging as obs_logging
     from gateway.observability import metrics as obs_metrics
     from gateway.observability.shutdown import uvicorn_options

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -34,6 +34,35 @@ class HttpSettings(_Section):
     workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")
     max_body_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Largest request body accepted (413 above)."
+    )
+    max_header_bytes: int = Field(
+        default=16 * 1024,
+        ge=1024,
+        description="Largest request line and headers together (431 and close above; "
+        "nginx allows 8 KB per line, 32 KB in all).",
+    )
+    header_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A request head (line and headers) must arrive within this time of the "
+        "connection's start or of its first byte; else the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="A request body must arrive within this time of its head; else the "
+        "connection is closed.",
+    )
+    keep_alive_seconds: float = Field(
+        default=65.0,
+        gt=0,
+        description="An idle connection between requests is closed after this long (more "
+        "than a load balancer's idle timeout, AWS ALB 60 s).",
+    )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        description="Open connections per worker process; one more is closed at once.",
     )
     public_url: str | None = Field(
         default=None, description="Base URL printed for humans; derived from host/port if unset."
@@ -98,6 +127,15 @@ class AccessSettings(_Section):
     default_rate_limit: int = Field(
         default=600, ge=1, description="Requests per minute per key unless the key says else."
     )
+    failed_auth_limit: int = Field(
+        default=30,
+        ge=0,
+        description="Invalid, revoked or expired keys one client address may present per "
+        "window before it is refused 429 without a look-up (IPv6: per /64; 0: no limit).",
+    )
+    failed_auth_window_seconds: float = Field(
+        default=60.0, gt=0, description="The window of failed_auth_limit."
+    )
     fail_open_reads: bool = Field(
         default=True, description="Admit catalog reads when Redis cannot rate-limit them."
     )
@@ -107,7 +145,17 @@ class AccessSettings(_Section):
     demo_key: SecretStr | None = Field(
         default=None,
         description="An API key registered at start-up for a demo reseller (set by "
-        "`gateway serve` in demo mode; leave unset in production).",
+        "`gateway serve` in demo mode; leave unset in production). Refused with a real "
+        "Redis unless demo_in_redis is set.",
+    )
+    demo_in_redis: bool = Field(
+        default=False,
+        description="Let the demo key be written to a real Redis (`gateway serve "
+        "--demo-key`): usable from loopback only, it expires after demo_key_ttl_seconds, "
+        "and any start without a demo key revokes it.",
+    )
+    demo_key_ttl_seconds: float = Field(
+        default=3600.0, gt=0, description="Lifetime of a demo key written to a real Redis."
     )
 
 
@@ -251,6 +299,22 @@ class Settings(BaseSettings):
     access: AccessSettings = AccessSettings()
     orders: OrderSettings = OrderSettings()
     accounts: AccountSettings = AccountSettings()
+
+    @model_validator(mode="after")
+    def _no_standing_demo_key(self) -> Settings:
+        """A demo key printed on a terminal must not become a standing credential in a
+        Redis that outlives the run (and may later serve real suppliers)."""
+        if (
+            self.access.demo_key is not None
+            and self.redis_url is not None
+            and not self.access.demo_in_redis
+        ):
+            raise ValueError(
+                "access.demo_key is set with a real Redis (redis_url): a demo key would "
+                "outlive this run there; unset it, or set access.demo_in_redis for a key "
+                "that works from loopback only and expires (gateway serve --demo-key)"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -11,13 +11,43 @@ from __future__ import annotations
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis import exceptions as redis_errors
 from redis.asyncio.cluster import RedisCluster
 
+from gateway.errors import Unavailable
 from gateway.settings import Settings
 
 
 class StoreUnavailable(RuntimeError):
     pass
+
+
+UNREACHABLE: tuple[type[Exception], ...] = (
+    redis_errors.ConnectionError,  # down, refused, reset, loading its data, pool exhausted
+    redis_errors.TimeoutError,
+    redis_errors.ClusterDownError,  # a Redis Cluster without a majority or a master
+    redis_errors.TryAgainError,  # a slot being migrated
+    redis_errors.SlotNotCoveredError,
+    redis_errors.ReadOnlyError,  # a replica answering during a failover
+    redis_errors.OutOfMemoryError,  # full, and (noeviction) refusing writes
+)
+"""Errors that say Redis cannot serve *now*, not that a command was wrong."""
+
+RETRY_AFTER_SECONDS = 1.0
+
+
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """The domain error for a request that met an unreachable store (``None``: ``exc``
+    is not one of those). Every request path answers it the same way, 503 with
+    ``Retry-After``, from one place (the front door), instead of each call site guarding
+    its own Redis calls and the unguarded ones answering 500."""
+    if not isinstance(exc, UNREACHABLE):
+        return None
+    return Unavailable(
+        "service_unavailable",
+        "the gateway's store cannot be reached right now; retry shortly",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
 
 
 def embedded_redis() -> Any:

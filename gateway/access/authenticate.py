@@ -29,7 +29,8 @@ from redis.exceptions import RedisError
 
 from adapters.ratelimit import RateLimit
 from gateway.access import tokens
-from gateway.access.client_ip import IPNetwork
+from gateway.access.client_ip import IPAddress, IPNetwork
+from gateway.access.failures import FailedAuthentications
 from gateway.access.metrics import AUTH_FAILURES
 from gateway.access.models import ApiKey, Reseller
 from gateway.access.store import KeyStore
@@ -59,8 +60,10 @@ class Authenticator:
         cache_seconds: float,
         default_rate_limit: int,
         cache_size: int = 10_000,
+        failures: FailedAuthentications | None = None,
     ) -> None:
         self._store = store
+        self._failures = failures or FailedAuthentications(0, 1.0)
         self._default_rate_limit = default_rate_limit
         self._cache_seconds = cache_seconds
         self._cache_size = cache_size
@@ -82,10 +85,11 @@ class Authenticator:
             return None
         return remembered[0]
 
-    async def authenticate(self, token: str | None) -> Credential:
+    async def authenticate(self, token: str | None, client: IPAddress | None = None) -> Credential:
         """The credential of ``token``; ``Unauthenticated`` (none, or not a usable key),
         ``Forbidden`` (reseller disabled) or ``Unavailable`` (the store cannot answer)
-        otherwise."""
+        otherwise, and ``TooManyRequests`` while ``client`` (the caller's address) is over
+        the failed-authentication limit."""
         if not token:
             AUTH_FAILURES.labels("missing").inc()
             raise Unauthenticated(
@@ -95,12 +99,15 @@ class Authenticator:
         credential = self.known(token)
         if credential is not None:
             return credential
+        self._failures.check(client)  # before any parsing, hashing or Redis read
         key_id = tokens.key_id_of(token)
         credential = await self._credential(key_id) if key_id else None
         if credential is None or not tokens.matches(token, credential.digest):
+            self._failures.failed(client)
             raise _invalid("the API key is not valid")
         refusal = _refusal(credential)
         if refusal == "revoked":
+            self._failures.failed(client)
             raise _invalid("the API key has been revoked or has expired")
         if refusal == "reseller_disabled":
             AUTH_FAILURES.labels("reseller_disabled").inc()

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
 
 from adapters.ratelimit import RedisRateLimiter
 from gateway.access.authenticate import Authenticator, Credential
-from gateway.access.client_ip import client_address, in_networks, parse_networks
+from gateway.access.client_ip import IPAddress, client_address, in_networks, parse_networks
+from gateway.access.failures import FailedAuthentications
 from gateway.access.metrics import AUTH_FAILURES
 from gateway.access.models import ALL_SCOPES
 from gateway.access.ratelimit import Quota, ResellerLimiter
@@ -29,6 +32,8 @@ from gateway.settings import AccessSettings
 log = logging.getLogger("gateway.access")
 
 DEMO_RESELLER_ID = "rs_demo"
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+"""Where a demo key written to a real Redis may be used from: the demo's own machine."""
 
 
 class Access:
@@ -39,9 +44,14 @@ class Access:
             store,
             cache_seconds=settings.key_cache_seconds,
             default_rate_limit=settings.default_rate_limit,
+            failures=FailedAuthentications(
+                settings.failed_auth_limit, settings.failed_auth_window_seconds
+            ),
         )
         self.trusted_proxies = parse_networks(settings.trusted_proxies)
         self._demo_key = settings.demo_key
+        self._demo_in_redis = settings.demo_in_redis
+        self._demo_key_ttl = settings.demo_key_ttl_seconds
 
     @classmethod
     def build(
@@ -66,8 +76,21 @@ class Access:
         return cls(store, limiter, settings)
 
     async def start(self) -> None:
-        """Register the demo key when one is configured (``gateway serve`` in demo mode)."""
-        if self._demo_key is not None:
+        """Register the demo key when one is configured (``gateway serve`` in demo mode);
+        without one, retire the keys of any earlier demo run against this store."""
+        if self._demo_key is None:
+            try:
+                await retire_demo(self.store)
+            except RedisError as exc:  # housekeeping: the next start tries again
+                log.warning("could not check for demo keys to revoke: %s", type(exc).__name__)
+        elif self._demo_in_redis:  # a store that outlives the run: scoped and expiring
+            await register_demo(
+                self.store,
+                self._demo_key.get_secret_value(),
+                expires_at=datetime.now(UTC) + timedelta(seconds=self._demo_key_ttl),
+                allowed_ips=LOOPBACK,
+            )
+        else:  # the embedded store, gone with the process
             await register_demo(self.store, self._demo_key.get_secret_value())
 
     async def stop(self) -> None:
@@ -91,10 +114,13 @@ class Access:
             elif name == b"x-forwarded-for":
                 forwarded.append(value.decode("latin-1"))
         token = bearer or api_key
-        credential = self.authenticator.known(token) or await self.authenticator.authenticate(token)
+        address: IPAddress | None = None
+        credential = self.authenticator.known(token)
+        if credential is None:  # the address only when it is needed: not on the hot path
+            address = self._client(scope, forwarded)
+            credential = await self.authenticator.authenticate(token, address)
         if credential.allowed_ips:
-            peer = scope.get("client")
-            address = client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
+            address = address or self._client(scope, forwarded)
             if address is None or not in_networks(address, credential.allowed_ips):
                 AUTH_FAILURES.labels("ip_not_allowed").inc()
                 raise Forbidden(
@@ -109,15 +135,41 @@ class Access:
             quota = await self.limiter.check(credential, required)
         return credential, quota
 
+    def _client(self, scope: Mapping[str, Any], forwarded: list[str]) -> IPAddress | None:
+        peer = scope.get("client")
+        return client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
 
-async def register_demo(store: KeyStore, token: str) -> None:
+
+async def register_demo(
+    store: KeyStore,
+    token: str,
+    *,
+    expires_at: datetime | None = None,
+    allowed_ips: Sequence[str] = (),
+) -> None:
     """The demo reseller with ``token`` as its only working key (idempotent: every
     worker of one ``gateway serve`` registers the same key)."""
     if await store.get_reseller(DEMO_RESELLER_ID) is None:
         with contextlib.suppress(ValueError):  # another worker created it first
             await store.create_reseller("Demo reseller", reseller_id=DEMO_RESELLER_ID)
-    issued = await store.create_key(DEMO_RESELLER_ID, scopes=ALL_SCOPES, name="demo", token=token)
-    for key in await store.list_keys(DEMO_RESELLER_ID):
-        if key.id != issued.key.id and key.status == "active":
-            await store.revoke_key(key.id)  # keys of earlier demo runs
+    issued = await store.create_key(
+        DEMO_RESELLER_ID,
+        scopes=ALL_SCOPES,
+        name="demo",
+        token=token,
+        expires_at=expires_at,
+        allowed_ips=allowed_ips,
+    )
+    await retire_demo(store, keep=issued.key.id)  # keys of earlier demo runs
     log.info("demo reseller %s ready with key id %s", DEMO_RESELLER_ID, issued.key.id)
+
+
+async def retire_demo(store: KeyStore, *, keep: str | None = None) -> None:
+    """Revoke every active key of the demo reseller but ``keep``: a demo key never
+    outlives its demo run into a gateway started without one."""
+    if await store.get_reseller(DEMO_RESELLER_ID) is None:
+        return
+    for key in await store.list_keys(DEMO_RESELLER_ID):
+        if key.id != keep and key.status == "active":
+            await store.revoke_key(key.id)
+            log.info("demo key %s revoked: this run has no demo key", key.id)

@@ -187,8 +187,10 @@ class KeyStore:
         rate_limit: int | None = None,
         name: str = "",
         token: str | None = None,
+        expires_at: datetime | None = None,
     ) -> IssuedKey:
-        """Issue a key. ``token`` registers a key generated elsewhere (the demo key)."""
+        """Issue a key. ``token`` registers a key generated elsewhere (the demo key);
+        ``expires_at``: the key stops working then."""
         await self.require_reseller(reseller_id)
         if token is None:
             key_id, token = tokens.new_token()
@@ -207,6 +209,7 @@ class KeyStore:
                     "allowed_ips": tuple(allowed_ips),
                     "rate_limit": rate_limit,
                     "created_at": _now(),
+                    "expires_at": expires_at,
                 }
             )
         except ValidationError as exc:

@@ -16,9 +16,11 @@ Starlette's two exception middlewares): each layer costs a call frame and a wrap
   and nowhere else: the domain errors services raise (``gateway.errors``: orders,
   access, catalog; turned into a status and ``Retry-After`` by
   ``gateway.api.errors.from_domain``), ``ApiError`` (handlers, parsing), Starlette's
-  ``HTTPException`` (unknown route 404, wrong method 405 with ``Allow``), and anything
-  else, ``gateway.errors.Internal`` included, logged with the request id and a traceback
-  and answered 500 ``internal_error`` with no detail.
+  ``HTTPException`` (unknown route 404, wrong method 405 with ``Allow``), Redis
+  unreachable on any request path (503 ``service_unavailable`` with ``Retry-After``,
+  ``gateway.store.unavailable``), and anything else, ``gateway.errors.Internal``
+  included, logged with the request id and a traceback and answered 500
+  ``internal_error`` with no detail.
 
 ``GatewayApp`` is a ``Starlette`` whose middleware stack is exactly this door over the
 router: Starlette's ``ServerErrorMiddleware`` and ``ExceptionMiddleware`` would only
@@ -52,12 +54,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.api.connections import ConnectionLimits
 from gateway.api.errors import ApiError, error_body, from_domain
 from gateway.errors import GatewayError, Internal
 from gateway.observability.requests import RequestObserver
+from gateway.store import unavailable
 
 log = logging.getLogger("gateway.api")
 
@@ -108,9 +112,13 @@ def error_response(
 
 
 def _error_for(exc: Exception, rid: str) -> Response | None:
-    """The envelope for an error a client caused (``None``: not one of those)."""
+    """The envelope for an error a client caused or may retry (``None``: a bug)."""
     if isinstance(exc, Internal):
         return None  # logged with its traceback as unhandled, answered 500 without detail
+    store_down = unavailable(exc)
+    if store_down is not None:
+        log.warning("the store is unreachable: %s (request %s)", type(exc).__name__, rid)
+        exc = store_down
     if isinstance(exc, GatewayError):
         exc = from_domain(exc)
     if isinstance(exc, ApiError):
@@ -203,9 +211,10 @@ class FrontDoor:
         began = time.perf_counter()
         try:
             if content_length is not None:
-                if not content_length.isdigit():
+                if not content_length.isdigit():  # bytes: ASCII digits only
                     raise ApiError(400, "bad_request", "Content-Length is not a number")
-                if int(content_length) > limit:
+                # Length first: int() refuses strings of more than 4300 digits.
+                if len(content_length) > 18 or int(content_length) > limit:
                     raise _BodyTooLarge(limit)
             await self.app(scope, receive_limited, send_with_headers)
         except ClientDisconnect:
@@ -280,7 +289,13 @@ class GatewayApp(Starlette):
 
     ``add_exception_handler`` raises: errors are answered by the door alone (raise
     ``ApiError`` or a ``gateway.errors`` domain error instead), and a handler Starlette
-    would call from the middleware stack the door replaces would never run."""
+    would call from the middleware stack the door replaces would never run.
+
+    A path that differs from a route only by a trailing slash is a 404 like any unknown
+    path: Starlette would redirect it to an absolute URL built from the request's
+    ``Host`` header, which the client wrote (an open redirect to any host).
+
+    ``connection_limits`` is read by the server's protocol (``gateway.api.connections``)."""
 
     def __init__(
         self,
@@ -288,9 +303,12 @@ class GatewayApp(Starlette):
         routes: Sequence[BaseRoute],
         lifespan: Any,
         max_body_bytes: int,
+        connection_limits: ConnectionLimits | None = None,
     ) -> None:
         super().__init__(routes=routes, lifespan=lifespan)
         self.max_body_bytes = max_body_bytes
+        self.connection_limits = connection_limits or ConnectionLimits()
+        _no_slash_redirects(self.router)
 
     def build_middleware_stack(self) -> ASGIApp:
         app: ASGIApp = self.router
@@ -305,3 +323,10 @@ class GatewayApp(Starlette):
             "GatewayApp answers every error in its front door: raise gateway.api.errors."
             "ApiError or a gateway.errors domain error instead of adding an exception handler"
         )
+
+
+def _no_slash_redirects(router: Router) -> None:
+    router.redirect_slashes = False
+    for route in router.routes:
+        if isinstance(route, Mount) and isinstance(route.app, Router):
+            _no_slash_redirects(route.app)

@@ -8,6 +8,7 @@ pydantic models parse the request (``parse_query``/``parse_body``) and generate
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -80,6 +81,32 @@ def parse_query(request: Request, model: type[M]) -> M:
         ) from exc
 
 
+MAX_JSON_DEPTH = 32
+"""Deepest nesting of arrays and objects a request body may have (no request model needs
+more than 4). ``json.loads`` recurses once per level and fails with ``RecursionError``
+near a thousand, wherever the stack already is: bounded here, it is a 400."""
+
+_JSON_NESTING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+"""A JSON string (skipped whole: brackets inside it do not nest) or a bracket."""
+
+
+def nested_too_deeply(raw: bytes, limit: int) -> bool:
+    """Whether the JSON text ``raw`` nests deeper than ``limit``; cheap for the common
+    case (fewer brackets than the limit cannot nest deeper)."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    depth = 0
+    for token in _JSON_NESTING.finditer(raw):
+        bracket = token.group()
+        if bracket in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif bracket in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
 async def parse_body(request: Request, model: type[M]) -> M:
     """Validate a JSON body against ``model``: 415 if not JSON, 400 if malformed, 422 if
     it does not fit the model."""
@@ -87,6 +114,12 @@ async def parse_body(request: Request, model: type[M]) -> M:
     if content_type.split(";")[0].strip().lower() != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.body()
+    if nested_too_deeply(raw, MAX_JSON_DEPTH):
+        raise ApiError(
+            400,
+            "malformed_json",
+            f"the request body nests arrays or objects deeper than {MAX_JSON_DEPTH} levels",
+        )
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:

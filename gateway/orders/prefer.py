@@ -8,7 +8,15 @@ over ``wait`` (answer at once). Malformed preferences are ignored, as the RFC re
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_SECONDS = re.compile(r"[0-9]+")
+"""``delta-seconds``: ASCII digits only (``str.isdigit`` also accepts ``²`` and other
+digits ``int`` refuses)."""
+_DIGITS_ENOUGH = 10
+"""More digits than this is longer than any wait honoured: capped without ``int()``,
+which refuses more than 4300 digits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +38,9 @@ def parse_prefer(values: list[str], max_wait: float) -> WaitPreference:
             value = value.strip().strip('"')
             if name == "respond-async":
                 asynchronous = True
-            elif name == "wait" and value.isdigit() and wait is None:
-                wait = int(value)
+            elif name == "wait" and wait is None and _SECONDS.fullmatch(value):
+                digits = value.lstrip("0") or "0"
+                wait = int(digits) if len(digits) <= _DIGITS_ENOUGH else 10**_DIGITS_ENOUGH
     if asynchronous:
         return WaitPreference(0.0, "respond-async")
     if wait is None:

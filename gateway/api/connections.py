@@ -1,0 +1,240 @@
+"""Bounds on what one HTTP connection may cost: the server half of the front door.
+
+uvicorn, left to itself, keeps a connection open as long as the client likes while the
+request head or body is incomplete (it arms its idle timer only *after* a response), and
+its ``httptools`` parser accepts a request head of any size. A client that sends half a
+head, a ``Content-Length: 100`` with two bytes, or nothing at all therefore held a socket
+and its buffers for good, and an 8 MB header line was parsed and answered. nginx bounds
+the same things (``client_header_timeout``, ``client_body_timeout``,
+``large_client_header_buffers``, ``worker_connections``); ``GuardedHttpToolsProtocol``
+does so here, per connection, with the limits of ``HttpSettings``:
+
+=====================  ==========================================================
+``header_timeout``     from the connection's start, or the first byte of a later
+                       request, until the end of the request head: closed past it
+``body_timeout``       from the end of the head until the whole body has arrived
+``max_header_bytes``   request line and headers together: 431 and close above it
+``max_connections``    open connections per process: one more is closed at once,
+                       before anything is read, so a flood costs no buffers
+``keep_alive``         idle time between requests (uvicorn's ``timeout_keep_alive``)
+=====================  ==========================================================
+
+While the application works on a request nothing is timed here: a long ``Prefer: wait``
+is bounded by the orders settings, not by these. A body that arrives in time but is
+never read by the application pauses reading (uvicorn's flow control), and the body
+timeout then closes the connection.
+
+The head size is bounded by the bytes of the reads that carried it: while a head is
+incomplete, more than ``max_header_bytes`` of them close the connection (431), so an
+endless header line is cut off one read past the limit instead of being buffered; once
+the head is complete and those reads exceed the limit (a large body in the same read,
+say), the head's exact size decides. A read that ends one pipelined request with a large
+body and starts the next counts whole for the next head: that check errs on the side of
+refusing, for a practice (pipelining) clients have all but abandoned.
+
+Why not uvicorn's ``limit_concurrency``: it accepts every connection and answers 503 once
+a head has arrived, so it bounds work but neither sockets nor the memory of slow heads.
+
+The limits come from the application (``connection_limits`` of ``GatewayApp``, built from
+the same settings), because uvicorn hands a protocol only its own ``Config``, and the
+application is the one object every worker process builds from the settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from gateway.settings import HttpSettings
+
+PROTOCOL = "gateway.api.connections:GuardedHttpToolsProtocol"
+"""The ``http`` option of ``uvicorn.run`` (an import string, so worker processes import it)."""
+
+CONNECTIONS_CLOSED = Counter(
+    "gateway_http_connections_closed_total",
+    "Connections the server closed on its own, by reason: header_timeout, body_timeout, "
+    "header_too_large, too_many_connections.",
+    ["reason"],
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What one connection may cost; defaults are ``HttpSettings``' defaults."""
+
+    header_timeout: float = HttpSettings.model_fields["header_timeout_seconds"].default
+    body_timeout: float = HttpSettings.model_fields["body_timeout_seconds"].default
+    max_header_bytes: int = HttpSettings.model_fields["max_header_bytes"].default
+    max_connections: int = HttpSettings.model_fields["max_connections"].default
+
+    @classmethod
+    def from_settings(cls, http: HttpSettings) -> ConnectionLimits:
+        return cls(
+            header_timeout=http.header_timeout_seconds,
+            body_timeout=http.body_timeout_seconds,
+            max_header_bytes=http.max_header_bytes,
+            max_connections=http.max_connections,
+        )
+
+
+def limits_of(app: Any) -> ConnectionLimits:
+    """The limits an application declares, looking through uvicorn's own wrappers
+    (``ProxyHeadersMiddleware``, the trace logger), each of which keeps its ``.app``."""
+    for _ in range(8):
+        limits = getattr(app, "connection_limits", None)
+        if isinstance(limits, ConnectionLimits):
+            return limits
+        app = getattr(app, "app", None)
+        if app is None:
+            break
+    return ConnectionLimits()
+
+
+def _header_too_large(limit: int) -> bytes:
+    body = json.dumps(
+        {
+            "error": {
+                "code": "header_too_large",
+                "message": f"the request line and headers exceed {limit} bytes",
+                "request_id": None,
+            }
+        },
+        separators=(",", ":"),
+    ).encode()
+    return (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+        b"content-type: application/json\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n"
+        b"connection: close\r\n\r\n" + body
+    )
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's ``httptools`` protocol with the bounds of the module docstring.
+
+    Timers are armed only when a read ends with a request incomplete: a request whose
+    head (and body) came in one read, the common case, arms none and pays a few method
+    calls; the exact head size is summed only when the reads could have exceeded it."""
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits = limits_of(self.app)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._reading_head = True  # a head is being read, or awaited on a new connection
+        self._reading_body = False
+        self._read_size = 0
+        self._head_received = 0  # bytes of the reads that carried the current head
+        self._refused = False
+
+    # -- the connection
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            CONNECTIONS_CLOSED.labels("too_many_connections").inc()
+            transport.close()
+            return
+        self._arm(self.limits.header_timeout, "header_timeout")  # silent from the start
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._read_size = len(data)
+        if self._reading_head:
+            self._head_received += self._read_size
+        super().data_received(data)
+        if self.transport.is_closing():
+            return
+        if self._reading_head:  # the read ended inside a head
+            if self._head_received > self.limits.max_header_bytes:
+                self._refuse_head()
+            elif self._deadline is None:
+                self._arm(self.limits.header_timeout, "header_timeout")
+        elif self._reading_body:  # ... or inside a body
+            if self._deadline is None:
+                self._arm(self.limits.body_timeout, "body_timeout")
+        elif self._deadline is None and self.timeout_keep_alive_task is None and self._idle():
+            # Bytes between requests that begin none (blank lines) cancelled uvicorn's
+            # idle timer: the connection is watched again as one awaiting a head.
+            self._arm(self.limits.header_timeout, "header_timeout")
+
+    # -- parser callbacks: the phases of a request
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_head = True
+        self._head_received = self._read_size  # at most this read carried it so far
+
+    def on_headers_complete(self) -> None:
+        self._reading_head = False
+        if self._refused or (
+            self._head_received > self.limits.max_header_bytes
+            and self._head_size() > self.limits.max_header_bytes
+        ):
+            self._refuse_head()  # the application never sees this request
+            return
+        self._disarm()  # the head's timer; the body's is armed if a read ends inside it
+        self._reading_body = True
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._reading_body = False
+        self._disarm()
+        if not self._refused:
+            super().on_message_complete()
+
+    # -- helpers
+
+    def _head_size(self) -> int:
+        """The request line and header fields as parsed (``": "`` and CRLFs included)."""
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    def _idle(self) -> bool:
+        """No request is being read or answered on this connection."""
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm(self, seconds: float, reason: str) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._expire, reason)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _expire(self, reason: str) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            CONNECTIONS_CLOSED.labels(reason).inc()
+            self.transport.close()
+
+    def _refuse_head(self) -> None:
+        self._disarm()
+        if self._refused:
+            return
+        self._refused = True
+        CONNECTIONS_CLOSED.labels("header_too_large").inc()
+        if self._idle():  # nothing else is being written on this connection
+            self.transport.write(_header_too_large(self.limits.max_header_bytes))
+        self.transport.close()
