@@ -217,7 +217,11 @@ class Settings(BaseSettings):
         "has a base_url configured.",
     )
     log_level: str = Field(default="INFO", description="Python log level.")
-    log_json: bool = Field(default=True, description="One JSON object per log line.")
+    log_json: bool | None = Field(
+        default=None,
+        description="One JSON object per log line (true) or short text lines (false); unset: "
+        "JSON unless the log stream (stderr) is a terminal.",
+    )
     suppliers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Per-supplier settings by supplier name, validated by each adapter.",
