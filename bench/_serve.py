@@ -152,12 +152,32 @@ def served_gateway(prefix: str, extra_env: dict[str, str] | None = None) -> Serv
     return Server(command, env, port)
 
 
-async def publish_snapshot(
+async def stage_snapshot(
     prefix: str, products: Iterable[Product], version: int, *, supplier: str = SUPPLIER
 ) -> int:
-    """Publish ``products`` as ``supplier``'s current catalog (version ``version``), with
-    a sync status saying it was synced now (no sync is then due for the interval).
-    Returns the number of products written."""
+    """Write ``products`` as ``supplier``'s version ``version``, not yet visible (the
+    slow part of publishing: encoding); returns the number of products written."""
+    import redis.asyncio as aioredis
+
+    from gateway.catalog.snapshot import SnapshotStore
+    from gateway.redis_keys import RedisKeys
+
+    client = aioredis.Redis.from_url(redis_url())
+    try:
+        store = SnapshotStore(client, RedisKeys(prefix))
+        writer = store.writer(supplier, version, staging_ttl_seconds=3600)
+        await writer.add(products)
+        meta = await writer.finish(pages=1)
+        return meta.products
+    finally:
+        await client.aclose()
+
+
+async def publish_staged(
+    prefix: str, version: int, products: int, *, supplier: str = SUPPLIER
+) -> None:
+    """Make a staged version current, with a sync status saying it was synced now (no
+    sync is then due for the sync interval)."""
     import redis.asyncio as aioredis
 
     from gateway.catalog.snapshot import SnapshotStore
@@ -168,16 +188,13 @@ async def publish_snapshot(
         keys = RedisKeys(prefix)
         store = SnapshotStore(client, keys)
         await client.set(keys.catalog_lock(supplier), str(version))  # the fence publish checks
-        writer = store.writer(supplier, version, staging_ttl_seconds=3600)
-        await writer.add(products)
-        meta = await writer.finish(pages=1)
         now = time.time()
         result = await store.publish(
             supplier,
             version,
             {
                 "version": version,
-                "products": meta.products,
+                "products": products,
                 "last_success_at": now,
                 "last_attempt_at": now,
                 "outcome": "ok",
@@ -187,9 +204,17 @@ async def publish_snapshot(
         await client.delete(keys.catalog_lock(supplier))
         if not result.published:
             raise RuntimeError(f"snapshot {version} not published: {result.reason}")
-        return meta.products
     finally:
         await client.aclose()
+
+
+async def publish_snapshot(
+    prefix: str, products: Iterable[Product], version: int, *, supplier: str = SUPPLIER
+) -> int:
+    """``stage_snapshot`` then ``publish_staged``."""
+    count = await stage_snapshot(prefix, products, version, supplier=supplier)
+    await publish_staged(prefix, version, count, supplier=supplier)
+    return count
 
 
 async def issue_key(prefix: str) -> str:
