@@ -11,11 +11,12 @@ Every field is documented in the README's configuration table.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -216,7 +217,9 @@ class Settings(BaseSettings):
         description="Run the built-in supplier sandboxes in-process: 'auto' when no supplier "
         "has a base_url configured.",
     )
-    log_level: str = Field(default="INFO", description="Python log level.")
+    log_level: str = Field(
+        default="INFO", description="Python log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)."
+    )
     log_json: bool | None = Field(
         default=None,
         description="One JSON object per log line (true) or short text lines (false); unset: "
@@ -230,6 +233,13 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = CatalogSettings()
     access: AccessSettings = AccessSettings()
     orders: OrderSettings = OrderSettings()
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in logging.getLevelNamesMapping():
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value.upper()
 
     @classmethod
     def settings_customise_sources(
