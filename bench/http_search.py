@@ -155,7 +155,7 @@ def _report(
 ) -> dict[str, Any]:
     def ratio(name: str, field: str) -> float:
         per_round = [g[field] / b[field] for g, b in zip(rounds[name], rounds[BARE], strict=True)]
-        return statistics.median(per_round)
+        return float(statistics.median(per_round))
 
     median = {
         name: {

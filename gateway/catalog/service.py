@@ -2,11 +2,12 @@
 
 Requests never touch Redis for catalog reads: they read ``service.state``, an immutable
 ``CatalogState`` holding one ``CatalogIndex`` over every supplier's current snapshot.
-A new state is built off to the side (in a thread, so the event loop keeps answering)
-and swapped in with one attribute assignment; a request that started on the old state
-finishes on it. Which versions are current is learnt by polling the suppliers' version
-pointers (one pipelined round trip, every ``snapshot_poll_seconds``), and at once when a
-sync in this instance publishes.
+A new state is built off to the side (in a thread, paced so that the event loop keeps
+answering within milliseconds: ``gateway.catalog.pacing``) and swapped in with one
+attribute assignment; a request that started on the old state finishes on it, and the
+old index is freed in slices once the last such request is done. Which versions are
+current is learnt by polling the suppliers' version pointers (one pipelined round trip,
+every ``snapshot_poll_seconds``), and at once when a sync in this instance publishes.
 
 Every instance also runs one sync loop per supplier; the lock in ``CatalogSync`` lets only
 one instance sync a supplier at a time, and the shared status spaces the syncs by
