@@ -1,10 +1,7 @@
-"""The servers ``bench.http_search`` compares, as uvicorn app factories (each runs in its
-own process, configured by environment variables the benchmark sets).
+"""The lab servers ``bench.http_search`` compares the gateway with, as uvicorn app
+factories (each runs in its own process, configured by environment variables the
+benchmark sets). The gateway itself runs as ``gateway serve`` (``bench._serve``).
 
-* ``gateway_app``: the real gateway (``create_app``: observability, the API face, the
-  access guard with authentication and the Redis-shared rate limiter, the catalog
-  routes) whose catalog service serves an index of ``BENCH_PRODUCTS`` synthetic
-  products, installed directly (no snapshot, no supplier).
 * ``catalog_only_app``: the same catalog routes and index with no middleware and no
   access guard: what the search itself costs over HTTP (``BENCH_PAGE_CACHE=0``: with
   the page caches off, so every request searches, renders and serialises).
@@ -62,23 +59,6 @@ def _install(gateway: Any, index: CatalogIndex) -> None:
         state = dataclasses.replace(state, pages=PageCache(index, summary_entries=0, page_bytes=0))
     service.state = state
     gc.freeze()  # as CatalogService.refresh does after a swap
-
-
-def gateway_app() -> Starlette:
-    from gateway.app import create_app
-
-    index = _index()
-    app = create_app(_settings())
-    started = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with started(app):
-            _install(app.state.gateway, index)
-            yield
-
-    app.router.lifespan_context = lifespan
-    return app
 
 
 def catalog_only_app() -> Starlette:

@@ -55,6 +55,7 @@ from gateway.api.openapi import build_document, docs_routes, serialise
 from gateway.bootstrap import Gateway, bootstrap
 from gateway.observability import logging as obs_logging
 from gateway.observability import metrics as obs_metrics
+from gateway.observability.log_writer import flush_all
 from gateway.settings import Settings
 
 FEATURE_ROUTES: list[BaseRoute] = [
@@ -95,6 +96,7 @@ def create_app(
             if owned:
                 await gw.aclose()
                 obs_metrics.process_exited()
+                flush_all()  # the last turn's access lines
             else:
                 await gw.stop()
 

@@ -34,12 +34,20 @@ def main() -> None:
     "too (loopback only, expiring; access.demo_in_redis).",
 )
 def serve(host: str | None, port: int | None, workers: int | None, demo_key: bool) -> None:
-    """Run the gateway (with the built-in sandbox suppliers when none is configured)."""
+    """Run the gateway (with the built-in sandbox suppliers when none is configured).
+
+    A configuration that cannot work (bad settings, Redis unreachable, no encryption
+    key with a real Redis, ...) is refused before the server starts, in one line, with
+    exit status 1 (``gateway.startup``)."""
     import uvicorn
 
+    from gateway import startup
     from gateway.suppliers import sandbox_environment, sandbox_wanted, start_sandboxes
 
-    settings = Settings()
+    try:
+        settings = startup.load_settings()
+    except startup.StartupError as exc:
+        raise click.ClickException(str(exc)) from None
     host = host or settings.http.host
     port = port if port is not None else settings.http.port
     workers = workers or settings.http.workers
@@ -67,6 +75,7 @@ def serve(host: str | None, port: int | None, workers: int | None, demo_key: boo
         os.environ.update(sandbox_environment(servers))
         for name, server in servers.items():
             click.echo(f"sandbox {name:<14} {server.url}")
+    _check_startup()
     store = settings.redis_url or "embedded in-process store (demo only, not durable)"
     click.echo(f"store              {store}")
     click.echo(f"gateway            http://{host}:{port}")
@@ -107,6 +116,23 @@ def serve(host: str | None, port: int | None, workers: int | None, demo_key: boo
         )
     finally:
         obs_metrics.remove_multiprocess_dir(metrics_dir)
+
+
+def _check_startup() -> None:
+    """Build the gateway once from the environment as the server will see it (sandbox
+    URLs and demo key included) and close it; a failure ends the command in one line.
+    Its warnings are left to the server, which logs them again as it starts."""
+    import logging
+
+    from gateway import startup
+
+    logging.disable(logging.WARNING)
+    try:
+        startup.check(startup.load_settings())
+    except startup.StartupError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        logging.disable(logging.NOTSET)
 
 
 def _parse_ports(values: tuple[str, ...]) -> dict[str, int]:

@@ -11,11 +11,12 @@ Every field is documented in the README's configuration table.
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -288,8 +289,14 @@ class Settings(BaseSettings):
         description="Run the built-in supplier sandboxes in-process: 'auto' when no supplier "
         "has a base_url configured.",
     )
-    log_level: str = Field(default="INFO", description="Python log level.")
-    log_json: bool = Field(default=True, description="One JSON object per log line.")
+    log_level: str = Field(
+        default="INFO", description="Python log level (DEBUG, INFO, WARNING, ERROR, CRITICAL)."
+    )
+    log_json: bool | None = Field(
+        default=None,
+        description="One JSON object per log line (true) or short text lines (false); unset: "
+        "JSON unless the log stream (stderr) is a terminal.",
+    )
     suppliers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Per-supplier settings by supplier name, validated by each adapter.",
@@ -315,6 +322,13 @@ class Settings(BaseSettings):
                 "that works from loopback only and expires (gateway serve --demo-key)"
             )
         return self
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in logging.getLevelNamesMapping():
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value.upper()
 
     @classmethod
     def settings_customise_sources(

@@ -9,6 +9,7 @@ a start-up error, because silently serving from memory would lose orders.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis import exceptions as redis_errors
@@ -50,6 +51,20 @@ def unavailable(exc: BaseException) -> Unavailable | None:
     )
 
 
+def display_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (a Redis URL may carry one)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "<unparseable URL>"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def embedded_redis() -> Any:
     """An in-process Redis implementation for the demo (not durable, single process)."""
     import fakeredis
@@ -72,7 +87,8 @@ async def connect(settings: Settings) -> Any:
     except Exception as exc:
         await client.aclose()
         raise StoreUnavailable(
-            f"Redis at {settings.redis_url} is not reachable ({type(exc).__name__}: {exc}); "
+            f"Redis at {display_url(settings.redis_url)} is not reachable "
+            f"({type(exc).__name__}: {exc}); "
             "refusing to start without the configured store"
         ) from exc
     return client

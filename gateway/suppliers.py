@@ -13,7 +13,9 @@ from gateway.settings import Settings
 
 
 class SupplierConfigError(RuntimeError):
-    pass
+    def __init__(self, message: str, *, supplier: str | None = None) -> None:
+        super().__init__(message)
+        self.supplier = supplier
 
 
 def sandbox_wanted(settings: Settings) -> bool:
@@ -61,7 +63,9 @@ def build_adapters(
         try:
             supplier_settings = cls.settings_model.model_validate(values)
         except ValueError as exc:
-            raise SupplierConfigError(f"settings of supplier {name!r} are invalid: {exc}") from exc
+            raise SupplierConfigError(
+                f"settings of supplier {name!r} are invalid: {exc}", supplier=name
+            ) from exc
         if not supplier_settings.enabled:
             continue
         adapters[name] = cls(

@@ -40,6 +40,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 
 from gateway.catalog.bitmaps import Bitmap, Postings, union
+from gateway.catalog.pacing import sorted_order
 from gateway.catalog.text import TYPO_MAX_LENGTH, TYPO_MIN_LENGTH, deletes, within_one_edit
 
 EXACT_NAME, EXACT_OTHER, PREFIX_NAME, PREFIX_OTHER, TYPO_NAME, TYPO_OTHER = 6, 5, 4, 3, 2, 1
@@ -166,7 +167,7 @@ class TextIndex:
                 for key in set(deletes(token)):
                     hashes.append(hash(key))
                     tids.append(tid)
-        order = sorted(range(len(hashes)), key=hashes.__getitem__)
+        order = sorted_order(hashes)
         self.del_hashes = array("q", (hashes[i] for i in order))
         self.del_tids = array("i", (tids[i] for i in order))
 

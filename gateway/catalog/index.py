@@ -216,6 +216,13 @@ class CatalogIndex:
     def __len__(self) -> int:
         return self._n
 
+    def records_list(self) -> list[rec.Record]:
+        """The products' records: most of the index's memory, and of the time freeing
+        it takes (~0.1 s of deallocation at 100k, in one go). The service keeps this list
+        when it swaps the index out, and frees it in slices once nothing else holds the
+        old index (``CatalogService``). Read-only for everyone else."""
+        return self._records
+
     def product(self, product_id: str) -> Product | None:
         """The full unified product, with the unified (merged) category and brand labels
         the list endpoints show."""

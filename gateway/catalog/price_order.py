@@ -18,6 +18,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 from gateway.catalog.bitmaps import Bitmap, RankSlices, from_ids
+from gateway.catalog.pacing import paced_sorted
 from gateway.catalog.records import apply_rule
 from gateway.pricing import MarkupRule
 
@@ -80,11 +81,11 @@ class PriceOrder:
         desc: list[int] = []
         self.max_value = max((v for v in values if v != UNPRICED), default=0)
         for currency in sorted(by_currency):
-            pairs = sorted(by_currency[currency])
+            pairs = paced_sorted(by_currency[currency])
             self.runs[currency] = _CurrencyRun(pairs, sliced_min)
             start = len(asc)
             asc.extend(d for _, d in pairs)
-            desc.extend(d for _, d in sorted(pairs, key=lambda vd: (-vd[0], vd[1])))
+            desc.extend(d for _, d in paced_sorted(pairs, key=lambda vd: (-vd[0], vd[1])))
             self.segments[currency] = (start, len(asc))
         self.unpriced_start = len(asc)
         asc.extend(unpriced)

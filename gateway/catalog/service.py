@@ -2,11 +2,12 @@
 
 Requests never touch Redis for catalog reads: they read ``service.state``, an immutable
 ``CatalogState`` holding one ``CatalogIndex`` over every supplier's current snapshot.
-A new state is built off to the side (in a thread, so the event loop keeps answering)
-and swapped in with one attribute assignment; a request that started on the old state
-finishes on it. Which versions are current is learnt by polling the suppliers' version
-pointers (one pipelined round trip, every ``snapshot_poll_seconds``), and at once when a
-sync in this instance publishes.
+A new state is built off to the side (in a thread, paced so that the event loop keeps
+answering within milliseconds: ``gateway.catalog.pacing``) and swapped in with one
+attribute assignment; a request that started on the old state finishes on it, and the
+old index is freed in slices once the last such request is done. Which versions are
+current is learnt by polling the suppliers' version pointers (one pipelined round trip,
+every ``snapshot_poll_seconds``), and at once when a sync in this instance publishes.
 
 Every instance also runs one sync loop per supplier; the lock in ``CatalogSync`` lets only
 one instance sync a supplier at a time, and the shared status spaces the syncs by
@@ -23,6 +24,7 @@ import contextlib
 import gc
 import logging
 import random
+import sys
 import time
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -35,6 +37,7 @@ from adapters.models import Product
 from gateway.catalog import metrics
 from gateway.catalog.detail import DetailCache
 from gateway.catalog.index import CatalogIndex
+from gateway.catalog.pacing import paced_build, trim_heap
 from gateway.catalog.pages import PageCache
 from gateway.catalog.snapshot import LoadedSnapshot, SnapshotMissing, SnapshotStore
 from gateway.catalog.sync import CatalogSync, SyncReport, SyncStatus
@@ -43,6 +46,12 @@ from gateway.observability.shutdown import cancel_and_wait
 from gateway.pricing import MarkupRule, PriceList
 from gateway.redis_keys import RedisKeys
 from gateway.settings import CatalogSettings
+
+#: Records freed per turn of the event loop when a replaced index is released (a few
+#: milliseconds of deallocation), and how long to wait for the requests still reading
+#: the old index before leaving the rest to reference counting.
+RETIRE_SLICE = 4096
+RETIRE_WAIT_SECONDS = 60.0
 
 #: How long ``stop`` waits for a cancelled sync to clean up (release its lock, discard
 #: its staged version) before abandoning it.
@@ -147,6 +156,7 @@ class CatalogService:
         self._refresh_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._retiring: set[asyncio.Task[None]] = set()
         self._statuses: dict[str, SyncStatus] = {}
         self._unreadable: dict[str, int] = {}
         self._clock = clock
@@ -211,7 +221,7 @@ class CatalogService:
     async def stop(self) -> None:
         """Cancel the background work and wait for it (a running sync releases its lock
         and discards its staged version). Idempotent."""
-        tasks, self._tasks = self._tasks, []
+        tasks, self._tasks = [*self._tasks, *self._retiring], []
         await cancel_and_wait(tasks, within=STOP_SECONDS, what="catalog background work")
 
     # ------------------------------------------------------------ refreshing
@@ -248,39 +258,62 @@ class CatalogService:
             ):
                 return False
             started = time.perf_counter()
-            index, unreadable = await asyncio.to_thread(self._build, snapshots)
-            if unreadable:
-                # A version this instance cannot decode (corrupt, or written by a newer
-                # gateway with a model this one refuses): keep serving the previous
-                # one, do not retry that version on every poll, and build again.
-                for name in unreadable:
-                    self._unreadable[name] = snapshots[name].meta.version
-                    previous = state.snapshots.get(name) if state is not None else None
-                    if previous is not None:
-                        snapshots[name] = previous
-                    else:
-                        del snapshots[name]
-                if not snapshots:
-                    return False
-                index, _ = await asyncio.to_thread(self._build, snapshots)
-            metrics.INDEX_BUILD.observe(time.perf_counter() - started)
-            self.state = CatalogState.of(
-                index, {n: s.meta.version for n, s in snapshots.items()}, snapshots
-            )
-            # The index is millions of long-lived tuples: left to the cyclic collector,
-            # every full collection walks them all (tens of ms of pause, the p99 of every
-            # request). Freezing moves what is alive now out of its reach; reference
-            # counting still frees the old index once it is swapped out.
-            gc.freeze()
-            for name, snap in snapshots.items():
-                metrics.PRODUCTS.labels(name).set(snap.meta.products)
-                metrics.SNAPSHOT_VERSION.labels(name).set(snap.meta.version)
-            log.info(
-                "catalog index rebuilt: %s products, versions %s",
-                len(index),
-                dict(self.state.versions),
-            )
-            return True
+            with paced_build():
+                built = await self._build_and_swap(state, snapshots, started)
+            if built and state is not None:
+                self._retire(state.index)
+            return built
+
+    async def _build_and_swap(
+        self,
+        state: CatalogState | None,
+        snapshots: dict[str, LoadedSnapshot],
+        started: float,
+    ) -> bool:
+        """Build the index over ``snapshots`` in a thread and swap it in (the caller
+        paces the build: ``gateway.catalog.pacing``)."""
+        index, unreadable = await asyncio.to_thread(self._build, snapshots)
+        if unreadable:
+            # A version this instance cannot decode (corrupt, or written by a newer
+            # gateway with a model this one refuses): keep serving the previous
+            # one, do not retry that version on every poll, and build again.
+            for name in unreadable:
+                self._unreadable[name] = snapshots[name].meta.version
+                previous = state.snapshots.get(name) if state is not None else None
+                if previous is not None:
+                    snapshots[name] = previous
+                else:
+                    del snapshots[name]
+            if not snapshots:
+                return False
+            index, _ = await asyncio.to_thread(self._build, snapshots)
+        build_seconds = time.perf_counter() - started
+        metrics.INDEX_BUILD.observe(build_seconds)
+        self.state = CatalogState.of(
+            index, {n: s.meta.version for n, s in snapshots.items()}, snapshots
+        )
+        # The index is millions of long-lived tuples: left to the cyclic collector,
+        # every full collection walks them all (tens of ms of pause, the p99 of every
+        # request). Freezing moves what is alive now out of its reach; reference
+        # counting still frees the old index once it is swapped out.
+        gc.freeze()
+        for name, snap in snapshots.items():
+            metrics.PRODUCTS.labels(name).set(snap.meta.products)
+            metrics.SNAPSHOT_VERSION.labels(name).set(snap.meta.version)
+        log.info(
+            "catalog index rebuilt: %s products, versions %s, in %.2f s",
+            len(index),
+            dict(self.state.versions),
+            build_seconds,
+            extra={"build_seconds": round(build_seconds, 3)},
+        )
+        return True
+
+    def _retire(self, index: CatalogIndex) -> None:
+        """Free the index just swapped out in slices, in the background."""
+        task = asyncio.create_task(_free_in_slices(index.records_list()), name="catalog:retire")
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def _build(self, snapshots: Mapping[str, LoadedSnapshot]) -> tuple[CatalogIndex, list[str]]:
         """The index over ``snapshots`` (run in a thread), and the suppliers whose
@@ -362,3 +395,23 @@ class CatalogService:
                 log.warning("reading the %s sync status failed: %r", name, exc)
                 self._statuses.setdefault(name, SyncStatus(name))
         return dict(self._statuses)
+
+
+async def _free_in_slices(records: list[Any]) -> None:
+    """Empty ``records`` a slice per loop turn, once nobody else can read it.
+
+    ``records`` is a replaced index's record list: requests that started on the old
+    index may still hold it, so this waits until the only references left are its own
+    (``sys.getrefcount``: this frame's and the call's). Dropped at once instead, the
+    old index would free 100k records in one C-level cascade, holding the GIL for
+    ~0.1 s while every request waits."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RETIRE_WAIT_SECONDS
+    while sys.getrefcount(records) > 2:
+        if loop.time() > deadline:
+            return  # still referenced: reference counting frees it with its holder
+        await asyncio.sleep(0.05)
+    while records:
+        del records[-RETIRE_SLICE:]
+        await asyncio.sleep(0)
+    await asyncio.to_thread(trim_heap)

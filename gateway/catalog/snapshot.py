@@ -2,8 +2,10 @@
 
 One supplier's catalog is published as a *version*: a hash holding ``meta`` (JSON) and
 the products as zlib-compressed JSON chunks ``c:0``, ``c:1``, ... of ``chunk_size``
-products each (a 1000-product chunk compresses to a few hundred KB, well under the size
-where one Redis value starts to hurt). A version is written completely, under its own
+products each (``CHUNK_SIZE``: a 250-product chunk compresses to tens of KB, well under
+the size where one Redis value starts to hurt, and decoding one, a single call that
+holds the GIL, takes a few milliseconds: an instance rebuilding its index in a thread
+never keeps its requests waiting longer than that). A version is written completely, under its own
 key, *before* anybody can see it; publishing is then one Lua script (``lua/publish.lua``)
 that moves the supplier's ``current`` pointer to it, so a reader that follows the pointer
 finds either the whole old catalog or the whole new one, never a mix. The previous
@@ -44,8 +46,10 @@ _PRODUCTS: TypeAdapter[list[Product]] = TypeAdapter(list[Product])
 
 META_FIELD = "meta"
 CODEC = "zlib+json/1"
+#: Products per chunk (see the module docstring).
+CHUNK_SIZE = 250
 #: Chunks fetched per HMGET while loading: bounds one reply to a few MB.
-LOAD_BATCH = 8
+LOAD_BATCH = 32
 
 
 def chunk_field(index: int) -> str:
@@ -193,7 +197,7 @@ class SnapshotStore:
         keys: RedisKeys,
         *,
         grace_seconds: float = 60.0,
-        chunk_size: int = 1000,
+        chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self.redis = redis
         self.keys = keys

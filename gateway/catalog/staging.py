@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.models import Product
+from gateway.catalog.pacing import sorted_order
 from gateway.catalog.records import Compactor, Record
 from gateway.catalog.text import fold
 
@@ -100,5 +101,5 @@ def stage(products: Iterable[Product], taxonomy: Taxonomy) -> Staged:
         currencies.append(shared(product.currency))
         costs.append(cost)
     del position, mapped
-    order = sorted(range(len(records)), key=sort_keys.__getitem__)
+    order = sorted_order(sort_keys)
     return staged.permuted(order)

@@ -13,8 +13,10 @@ For each request:
 * ``end`` counts it in ``gateway_http_requests_total`` and times it in
   ``gateway_http_request_duration_seconds`` under its route *template* (bounded labels),
   through the process's ``HttpTally`` (handed to prometheus-client once per loop turn),
-  and writes one line: request id, reseller id, route, method, status, duration. Probe
-  and scrape routes log at DEBUG so they do not drown the rest.
+  and writes one access-log line (``gateway.observability.access_log``: logger
+  ``gateway.http``, batched per loop turn): request id, reseller id, route, method,
+  status, duration. Probe and scrape routes log at DEBUG so they do not drown the rest;
+  a 5xx is an error line, written at once.
 """
 
 from __future__ import annotations
@@ -27,10 +29,9 @@ from typing import Any
 from starlette.types import Scope
 
 from gateway.observability import metrics
+from gateway.observability.access_log import ACCESS_LOG, AccessLog
 from gateway.observability.logging import LogContext, close_context, current_context, enter_context
 from gateway.observability.metrics import RouteTemplates
-
-log = logging.getLogger("gateway.http")
 
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
@@ -54,8 +55,10 @@ class RequestObserver:
         *,
         quiet_routes: Collection[str] = QUIET_ROUTES,
         tally: metrics.HttpTally = metrics.HTTP_TALLY,
+        access_log: AccessLog = ACCESS_LOG,
     ) -> None:
         self.quiet_routes = frozenset(quiet_routes)
+        self.access_log = access_log
         self.templates = RouteTemplates()
         self.tally = tally
 
@@ -82,24 +85,11 @@ class RequestObserver:
             level = logging.DEBUG
         else:
             level = logging.INFO
-        if not log.isEnabledFor(level):
+        access = self.access_log
+        if not access.enabled_for(level):
             return
         ctx = current_context()
         assert ctx is not None  # opened by begin, closed after this line
         ctx.route = route
         ctx.resolve()
-        log.log(
-            level,
-            "%s %s %d",
-            method,
-            route,
-            status,
-            extra={
-                "request_id": ctx.request_id,
-                "reseller_id": ctx.reseller_id,
-                "route": route,
-                "method": method,
-                "status": status,
-                "duration_ms": round(elapsed * 1000, 3),
-            },
-        )
+        access.write(level, method, route, status, elapsed, ctx)

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from gateway.observability.log_writer import flush_all
 from gateway.observability.logging import QUIET_LOGGERS, make_handler
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +37,7 @@ class CapturedLogs:
 
     @property
     def text(self) -> str:
+        flush_all()  # access lines are written once per loop turn: this turn's too
         return self.stream.getvalue()
 
     @property

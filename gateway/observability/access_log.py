@@ -1,0 +1,180 @@
+"""The access log: one line per HTTP request, for a few microseconds each.
+
+The line is the one the ``logging`` path would write (``JsonFormatter`` or
+``TextFormatter``, same fields, same order: ``ts``, ``level``, ``logger``, ``message``,
+``request_id``, ``reseller_id``, ``route``, ``method``, ``status``, ``duration_ms``, then
+the fields bound to the request's log context), but it is rendered straight from the
+request's values and handed to the gateway's handlers in batches
+(``gateway.observability.log_writer``): no ``LogRecord``, no filters, no ``write`` and
+``flush`` per request. A 5xx line is an error, written at once.
+
+It honours ``logging``'s configuration: the ``gateway.http`` logger's level (and
+``logging.disable``), each handler's level, and propagation. A handler that is not the
+gateway's own (pytest's capture, say) gets an ordinary ``LogRecord``.
+
+Redaction: the values in the line that do not come from the gateway itself (the
+request id, which the caller may choose, and the context's fields) are scrubbed as the
+``logging`` path scrubs them (``redact``, ``redact_value``, names that say secret);
+the rest (route *template*, method, status, level, times, reseller id) cannot carry a
+secret. ``tests/ops/test_logging.py`` checks that keys sent by callers never appear.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from gateway.observability.log_writer import LineHandler
+from gateway.observability.logging import (
+    REDACTED,
+    LogContext,
+    is_sensitive,
+    redact,
+    redact_value,
+)
+
+LOGGER_NAME = "gateway.http"
+
+_LEVEL_NAMES = {level: logging.getLevelName(level) for level in range(0, 60, 10)}
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+class _Clock:
+    """``ts`` as ``JsonFormatter`` writes it (ISO 8601, milliseconds, UTC), with the
+    date-and-second part worked out once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._iso = ""
+        self._hms = ""
+
+    def _at(self, second: int) -> None:
+        moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+        self._second = second
+        self._iso = moment.strftime("%Y-%m-%dT%H:%M:%S")
+        self._hms = moment.astimezone().strftime("%H:%M:%S")
+
+    def iso(self, now: float) -> str:
+        second = int(now)
+        if second != self._second:
+            self._at(second)
+        return f"{self._iso}.{int((now - second) * 1000):03d}+00:00"
+
+    def short(self, now: float) -> str:
+        """Local time of day, for a person at a terminal."""
+        second = int(now)
+        if second != self._second:
+            self._at(second)
+        return self._hms
+
+
+class AccessLog:
+    """Writes the per-request line to the handlers ``logging`` would have used."""
+
+    def __init__(self, name: str = LOGGER_NAME) -> None:
+        self.logger = logging.getLogger(name)
+        self._clock = _Clock()
+
+    def enabled_for(self, level: int) -> bool:
+        return self.logger.isEnabledFor(level)
+
+    def write(
+        self, level: int, method: str, route: str, status: int, elapsed: float, ctx: LogContext
+    ) -> None:
+        """One line for a finished request (``ctx``: its resolved log context)."""
+        now = time.time()
+        request_id = ctx.request_id
+        if request_id is not None:
+            request_id = redact(request_id)  # the caller may have chosen it
+        fields: dict[str, Any] = {
+            "request_id": request_id,
+            "reseller_id": ctx.reseller_id,
+            "route": route,
+            "method": method,
+            "status": status,
+            "duration_ms": round(elapsed * 1000, 3),
+        }
+        if ctx.extra:
+            for name, value in ctx.extra.items():
+                if name in fields:
+                    continue
+                if is_sensitive(name):
+                    fields[name] = REDACTED
+                elif isinstance(value, str):
+                    fields[name] = redact(value)
+                elif value is None or isinstance(value, bool | int | float):
+                    fields[name] = value
+                else:
+                    fields[name] = redact_value(value, name)
+        json_line: str | None = None
+        text_line: str | None = None
+        record: logging.LogRecord | None = None
+        logger: logging.Logger | None = self.logger
+        while logger is not None:
+            for handler in logger.handlers:
+                if level < handler.level:
+                    continue
+                if isinstance(handler, LineHandler):
+                    if handler.json_lines:
+                        if json_line is None:
+                            json_line = self._json(now, level, method, route, status, fields)
+                        line = json_line
+                    else:
+                        if text_line is None:
+                            text_line = self._text(now, level, method, route, status, fields)
+                        line = text_line
+                    if level >= logging.WARNING:
+                        handler.writer.write_now(line)
+                    else:
+                        handler.writer.add(line)
+                else:
+                    if record is None:
+                        record = self.logger.makeRecord(
+                            self.logger.name,
+                            level,
+                            __file__,
+                            0,
+                            "%s %s %d",
+                            (method, route, status),
+                            None,
+                            extra=fields,
+                        )
+                    handler.handle(record)
+            logger = logger.parent if logger.propagate else None
+
+    def _json(
+        self, now: float, level: int, method: str, route: str, status: int, fields: dict[str, Any]
+    ) -> str:
+        head = {
+            "ts": self._clock.iso(now),
+            "level": _LEVEL_NAMES[level].lower(),
+            "logger": self.logger.name,
+            "message": f"{method} {route} {status}",
+        }
+        head.update(fields)
+        return orjson.dumps(head, default=str, option=_JSON_OPTIONS).decode() + "\n"
+
+    def _text(
+        self, now: float, level: int, method: str, route: str, status: int, fields: dict[str, Any]
+    ) -> str:
+        line = (
+            f"{self._clock.short(now)} {_LEVEL_NAMES[level]:<5} {method} {route} {status} "
+            f"{fields['duration_ms']:.1f}ms"
+        )
+        if fields["reseller_id"] is not None:
+            line += f" reseller={fields['reseller_id']}"
+        line += f" request={fields['request_id']}"
+        for name, value in fields.items():
+            if name not in _TEXT_SHOWN:
+                line += f" {name}={value}"
+        return line + "\n"
+
+
+_TEXT_SHOWN = frozenset({"request_id", "reseller_id", "route", "method", "status", "duration_ms"})
+
+#: The process's access log (the front door's ``RequestObserver`` writes to it).
+ACCESS_LOG = AccessLog()

@@ -1,0 +1,127 @@
+"""Rebuilding the index beside the event loop: the same results, the interpreter's
+settings restored, and a replaced index freed only once nobody reads it any more.
+
+The latency itself (no stall while a 100k-product snapshot is swapped in) is a figure of
+``python -m bench rebuild_under_load``, not a timed assertion here."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+import sys
+import time
+import weakref
+from typing import Any
+
+import httpx
+from catalog_support import GG, AdapterFactory, Sandbox, ServiceFactory, start_sandbox
+
+from gateway.catalog import pacing
+from gateway.catalog.index import SearchQuery
+from gateway.catalog.pacing import paced_build, paced_sorted, sorted_order
+from gateway.catalog.service import _free_in_slices
+from gateway.catalog.snapshot import SnapshotStore
+from gateway.catalog.sync import CatalogSync
+from gateway.redis_keys import RedisKeys
+
+
+def test_paced_sorting_gives_exactly_what_sorted_gives() -> None:
+    rng = random.Random(7)
+    n = pacing.RUN * 3 + 17  # several runs and a short last one
+    pairs = [(rng.randrange(50), i) for i in range(n)]
+    keys = [rng.choice("abcde") + str(rng.randrange(9)) for _ in range(n)]
+
+    assert paced_sorted(pairs) == sorted(pairs)
+    by_first = paced_sorted(pairs, key=lambda p: p[0])  # ties keep their order (stable)
+    assert by_first == sorted(pairs, key=lambda p: p[0])
+    assert sorted_order(keys) == sorted(range(n), key=keys.__getitem__)
+    assert paced_sorted([]) == [] and sorted_order(["b", "a"]) == [1, 0]
+
+
+def test_a_paced_build_restores_the_collector_and_the_switch_interval() -> None:
+    interval = sys.getswitchinterval()
+    assert gc.isenabled()
+    with paced_build():
+        with paced_build():  # nested (or another build in another thread)
+            assert not gc.isenabled()
+            assert sys.getswitchinterval() == pacing.SWITCH_INTERVAL
+        assert not gc.isenabled()
+    assert gc.isenabled() and sys.getswitchinterval() == interval
+
+    gc.disable()  # a process that runs without the collector keeps it off
+    try:
+        with paced_build():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+class _Records(list[Any]):
+    """A record list that can be watched with a weak reference."""
+
+
+async def test_a_replaced_index_is_freed_only_after_its_last_reader_lets_go() -> None:
+    records = _Records(range(20_000))
+    still_reading = [records]  # a request that started on the old index holds it
+    watched = weakref.ref(records)
+    task = asyncio.create_task(_free_in_slices(records))
+    del records
+    for _ in range(20):
+        await asyncio.sleep(0)
+    alive = watched()
+    assert alive is not None and len(alive) == 20_000 and not task.done()
+    del alive
+
+    still_reading.clear()  # the request finished
+    await asyncio.wait_for(task, timeout=10)
+    assert watched() is None
+
+
+async def _publish(adapter: Any, redis: Any, key_prefix: str) -> Any:
+    sync = CatalogSync(
+        adapter, SnapshotStore(redis, RedisKeys(key_prefix)), lock_seconds=30, interval_seconds=3600
+    )
+    return await sync.run(force=True)
+
+
+async def test_a_swap_serves_the_new_catalog_and_frees_the_old_one(
+    sandboxes: dict[str, Sandbox],
+    make_adapter: AdapterFactory,
+    make_service: ServiceFactory,
+    redis: Any,
+    key_prefix: str,
+    http: httpx.AsyncClient,
+) -> None:
+    other = start_sandbox(GG, seed=8, catalog_size=45)
+    try:
+        large, small = make_adapter(GG, sandboxes[GG].url), make_adapter(GG, other.url)
+        await _publish(large, redis, key_prefix)
+        service = make_service({GG: large})
+        assert await service.refresh()
+        old = service.index
+        assert old is not None
+        interval = sys.getswitchinterval()
+
+        report = await _publish(small, redis, key_prefix)
+        assert await service.refresh()
+        assert service.state is not None and service.state.versions[GG] == report.version
+        assert 0 < len(service.index or []) < len(old)  # the small catalog now
+        assert gc.isenabled() and sys.getswitchinterval() == interval
+
+        # A reader still on the old index keeps all of it until it lets go.
+        retiring = set(service._retiring)
+        assert len(retiring) == 1
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert len(old.records_list()) == len(old)
+        first = old.search(SearchQuery()).ids[0]
+        assert old.product(first) is not None
+        del old
+        deadline = time.monotonic() + 10
+        while service._retiring:
+            assert time.monotonic() < deadline, "the replaced index was never freed"
+            await asyncio.sleep(0.02)
+    finally:
+        other.server.stop()

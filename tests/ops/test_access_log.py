@@ -1,0 +1,211 @@
+"""The access log: one line per request, written in batches once per event-loop turn,
+never lost (a full buffer, an error line, a stop), and as free of secrets as every
+other line."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.observability.access_log import AccessLog
+from gateway.observability.log_writer import LineWriter
+from gateway.observability.logging import (
+    REDACTED,
+    LogContext,
+    configure_logging,
+    forget_secrets,
+    register_secret,
+)
+from tests.ops.conftest import ROOT, free_port, gateway_env
+
+
+class CountingStream(io.StringIO):
+    """A stream that counts its writes (one per batch, not one per line)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+@pytest.fixture
+def installed() -> Any:
+    """The gateway's handler installed as in production, on a counting stream."""
+    root = logging.getLogger()
+    level = root.level
+    stream = CountingStream()
+    handler = configure_logging("INFO", json_lines=True, stream=stream)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def _context(request_id: str = "rid-1", **extra: Any) -> LogContext:
+    ctx = LogContext()
+    ctx.request_id, ctx.reseller_id, ctx.extra = request_id, "rs_1", extra or None
+    return ctx
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+async def test_a_turn_of_requests_is_written_once_with_every_field(installed) -> None:
+    access = AccessLog()
+    for i in range(20):
+        access.write(logging.INFO, "GET", "/v1/search", 200, 0.0012, _context(f"rid-{i}"))
+    assert installed.getvalue() == ""  # buffered until the end of this turn
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    lines = _lines(installed)
+    assert installed.writes == 1 and len(lines) == 20
+    assert [line["request_id"] for line in lines] == [f"rid-{i}" for i in range(20)]
+    first = lines[0]
+    assert list(first)[:4] == ["ts", "level", "logger", "message"]
+    assert first["logger"] == "gateway.http" and first["level"] == "info"
+    assert first["message"] == "GET /v1/search 200" and first["route"] == "/v1/search"
+    assert first["method"] == "GET" and first["status"] == 200
+    assert first["reseller_id"] == "rs_1" and first["duration_ms"] == 1.2
+    assert first["ts"].endswith("+00:00") and len(first["ts"]) == 29
+
+
+async def test_warnings_errors_and_5xx_lines_are_written_at_once_in_order(installed) -> None:
+    access = AccessLog()
+    access.write(logging.INFO, "GET", "/v1/products", 200, 0.001, _context("first"))
+    logging.getLogger("gateway.test").warning("upstream slow")
+    access.write(logging.ERROR, "GET", "/v1/products", 500, 0.001, _context("failed"))
+    # no turn has ended: all of it is out already, in the order it happened
+    messages = [line["message"] for line in _lines(installed)]
+    assert messages == ["GET /v1/products 200", "upstream slow", "GET /v1/products 500"]
+
+
+async def test_a_full_buffer_is_written_not_dropped() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream, max_bytes=1000)
+    for i in range(50):
+        writer.add(f"line {i:03d} " + "x" * 90 + "\n")  # ~100 bytes each
+    assert stream.writes >= 4  # the buffer filled several times within one turn
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert [line[:8] for line in stream.getvalue().splitlines()] == [
+        f"line {i:03d}" for i in range(50)
+    ]
+
+
+def test_without_a_running_loop_lines_are_written_at_once() -> None:
+    stream = io.StringIO()
+    LineWriter(stream).add("from a thread or a CLI tool\n")
+    assert stream.getvalue() == "from a thread or a CLI tool\n"
+
+
+async def test_a_request_id_or_context_field_carrying_a_secret_is_redacted(installed) -> None:
+    key = "gk_live_" + "Q" * 40  # a caller may send anything well formed as X-Request-ID
+    registered = "registered-secret-value"
+    register_secret(registered)
+    try:
+        access = AccessLog()
+        access.write(logging.INFO, "GET", "/x", 200, 0.001, _context(key, api_key="k123456"))
+        access.write(
+            logging.INFO, "GET", "/x", 200, 0.001, _context("ok", note=f"see {registered}")
+        )
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    finally:
+        forget_secrets()
+    text = installed.getvalue()
+    assert key not in text and "k123456" not in text and registered not in text
+    first, second = _lines(installed)
+    assert first["request_id"] == REDACTED and first["api_key"] == REDACTED
+    assert second["note"] == f"see {REDACTED}"
+
+
+async def test_text_lines_for_a_terminal() -> None:
+    stream = io.StringIO()
+    handler = configure_logging("INFO", json_lines=False, stream=stream)
+    try:
+        AccessLog().write(logging.INFO, "POST", "/v1/orders", 201, 0.0456, _context("r-9"))
+        handler.flush()
+    finally:
+        logging.getLogger().removeHandler(handler)
+    (line,) = stream.getvalue().splitlines()
+    clock, level, rest = line.split(" ", 2)
+    assert len(clock) == 8 and level == "INFO"
+    assert rest.strip() == "POST /v1/orders 201 45.6ms reseller=rs_1 request=r-9"
+
+
+async def test_the_log_level_and_other_handlers_are_honoured(installed, caplog) -> None:
+    access = AccessLog()
+    logging.getLogger("gateway.http").setLevel(logging.WARNING)  # GATEWAY_LOG_LEVEL=WARNING
+    try:
+        assert not access.enabled_for(logging.INFO)  # the front door writes no line then
+        assert access.enabled_for(logging.ERROR)
+    finally:
+        logging.getLogger("gateway.http").setLevel(logging.NOTSET)
+    with caplog.at_level(logging.INFO):
+        access.write(logging.INFO, "GET", "/v1/search", 200, 0.001, _context("seen"))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert [line["request_id"] for line in _lines(installed)] == ["seen"]
+    (record,) = [r for r in caplog.records if r.name == "gateway.http"]
+    assert record.getMessage() == "GET /v1/search 200" and record.request_id == "seen"
+
+
+def test_a_stopped_server_has_written_one_line_per_request(
+    redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """``gateway serve`` with its output to a file (not a terminal: JSON), a burst of
+    requests, then SIGTERM right after: every request has its line."""
+    port = free_port()
+    env = gateway_env(
+        redis_url, key_prefix, GATEWAY_HTTP__PORT=str(port), GATEWAY_ORDERS__INLINE_WORKERS="false"
+    )
+    log_file = tmp_path / "gateway.log"
+    gateway = str(Path(sys.executable).with_name("gateway"))
+    with log_file.open("wb") as out:
+        proc = subprocess.Popen(
+            [gateway, "serve"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, log_file.read_text()
+            assert time.monotonic() < deadline, "the gateway did not start"
+            try:
+                httpx.get(url + "/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+
+        async def burst() -> None:
+            async with httpx.AsyncClient(base_url=url) as client:
+                for _ in range(10):
+                    await asyncio.gather(
+                        *(client.get(f"/no/such/{i}", headers={"X-Request-ID": f"b-{i}"})
+                          for i in range(30))
+                    )  # fmt: skip
+
+        asyncio.run(burst())
+        proc.terminate()
+        assert proc.wait(timeout=60) in (0, -15)  # uvicorn re-raises the signal it handled
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log_file.read_text().splitlines()
+    lines = [json.loads(line) for line in text if line.startswith("{")]  # not the banner
+    access = [line for line in lines if line["logger"] == "gateway.http"]
+    assert len(access) == 300
+    assert all(line["status"] == 404 for line in access)
