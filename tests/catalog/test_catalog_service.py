@@ -15,9 +15,9 @@ from catalog_support import (
     AdapterFactory,
     Sandbox,
     ServiceFactory,
-    gateway_settings,
+    catalog_gateway_settings,
     in_process_app,
-    issue_key,
+    reader_token,
     start_sandbox,
 )
 
@@ -154,7 +154,7 @@ async def test_an_empty_redis_syncs_first_and_readyz_waits_for_it(
     """A real gateway process (uvicorn on loopback, bootstrapped from settings) with an
     empty Redis: /readyz says 503 "loading" until its own sync has loaded the catalog."""
     sandboxes[GG].faults(latency_ms=80, paths=["/products"])
-    settings = gateway_settings(sandboxes, key_prefix, redis_url)
+    settings = catalog_gateway_settings(sandboxes, key_prefix, redis_url)
     with BackgroundServer(create_app(settings)) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             first = await client.get("/readyz")
@@ -209,7 +209,7 @@ async def test_the_index_swap_is_atomic_for_concurrent_requests(
         catalogs = {frozenset(supplier_ids(service, GG))}
         app = in_process_app(redis, key_prefix, {GG: large}, service, http)
         transport = httpx.ASGITransport(app=app)
-        auth = {"Authorization": f"Bearer {await issue_key(redis, key_prefix)}"}
+        auth = {"Authorization": f"Bearer {await reader_token(redis, key_prefix)}"}
         stop = asyncio.Event()
         answers: list[tuple[int, frozenset[str]]] = []
 
@@ -259,7 +259,7 @@ async def test_catalog_reads_say_loading_until_a_catalog_is_loaded(
 ) -> None:
     service = make_service(adapters)  # not started: nothing loaded yet
     app = in_process_app(redis, key_prefix, adapters, service, http)
-    auth = {"Authorization": f"Bearer {await issue_key(redis, key_prefix)}"}
+    auth = {"Authorization": f"Bearer {await reader_token(redis, key_prefix)}"}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw", headers=auth) as c:
         for path in ("/v1/products", "/v1/search?q=steam", "/v1/categories", "/v1/products/x:1"):

@@ -14,8 +14,8 @@ from gateway.bootstrap import bootstrap
 from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
 from gateway.store import connect
-from tests.ops.conftest import ENCRYPTION_KEY
 from tests.ops.support import bounded, within
+from tests.support.settings import ENCRYPTION_KEY
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.observability import metrics
-from tests.ops.conftest import ROOT, free_port, gateway_env
+from tests.ops.conftest import ROOT, gateway_env
 from tests.ops.support import samples, value
+from tests.support.net import free_port
 
 WRITER = r"""
 import asyncio, sys
