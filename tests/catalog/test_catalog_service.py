@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from catalog_support import (
     GG,
     VO,
@@ -64,12 +65,22 @@ async def test_a_new_instance_serves_at_once_from_a_populated_redis(
     make_service: ServiceFactory,
     redis: Any,
     key_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for adapter in adapters.values():
         assert (await publish(adapter, redis, key_prefix)).outcome == "published"
     requests_before = {name: box.requests for name, box in sandboxes.items()}
 
     service = make_service(adapters, sync_enabled=True)
+    first_waits: dict[str, float] = {}  # each sync loop's first decision: seconds to wait
+    for name, sync in service.syncs.items():
+
+        def recording(status: Any, name: str = name, due_in: Any = sync.due_in) -> float:
+            wait = float(due_in(status))
+            first_waits.setdefault(name, wait)
+            return wait
+
+        monkeypatch.setattr(sync, "due_in", recording)
     await service.start()
     assert service.ready
     index = service.index
@@ -78,7 +89,8 @@ async def test_a_new_instance_serves_at_once_from_a_populated_redis(
     assert len(index) == expected
     assert index.suppliers() == {n: b.control.info["products"] for n, b in sandboxes.items()}
     # It served from Redis: not one upstream call (the sync loop found nothing due).
-    await asyncio.sleep(0.2)
+    await eventually(lambda: first_waits.keys() == adapters.keys())
+    assert all(wait > 0 for wait in first_waits.values()), first_waits
     assert {name: box.requests for name, box in sandboxes.items()} == requests_before
     assert service.readiness()["suppliers"][GG]["catalog"] == "loaded"
 

@@ -100,6 +100,20 @@ def _wait_in_flight(url: str) -> None:
     pytest.fail("the slow request never started")
 
 
+def _wait_refused(url: str) -> None:
+    """Until the server refuses new connections (its listener closed), at most 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/healthz", timeout=2)
+        except httpx.ConnectError:
+            return
+        except httpx.HTTPError:
+            pass  # accepted just before the listener closed, then dropped: not yet refusing
+        time.sleep(0.02)
+    pytest.fail("the server still accepted connections 10 s after SIGTERM")
+
+
 def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_ones(
     redis_url: str, key_prefix: str, redis
 ) -> None:
@@ -108,7 +122,8 @@ def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_ones(
         thread, result = _in_background(url, seconds=1.5)
         _wait_in_flight(url)
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        _wait_refused(url)
+        assert thread.is_alive(), "refusing only once the request in flight had finished"
         with pytest.raises(httpx.ConnectError):  # no longer accepting
             httpx.get(url + "/healthz", timeout=2)
         thread.join(timeout=30)
