@@ -161,8 +161,8 @@ async def running(
             ) as client:
                 await within(_until_ready(client), 40, "waiting for /readyz")
                 yield Running(gateway, client)
-            # Bounded: a background loop can survive its cancellation (see
-            # test_shutdown.py::test_redis_client_honours_cancellation), and stop() waits.
+            # Bounded: a background loop can survive its cancellation for a while
+            # (docs/operations.md), and stop() waits for it up to its own bound.
             await bounded(gateway.stop(), 10)
     finally:
         await _delete_prefix(gateway.redis, key_prefix, cluster)
