@@ -7,18 +7,18 @@ suite can run against a shared Redis.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.support.settings import REDIS_URL
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def redis_url() -> str:
+    """The suite's Redis (session-scoped, so module and session fixtures can use it)."""
     return REDIS_URL
 
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from access_routes import MakeGateway
-from cryptography.fernet import Fernet
 
 from gateway.bootstrap import Gateway, bootstrap
-from gateway.settings import AccessSettings, OrderSettings, Settings
+from gateway.settings import AccessSettings
+from tests.support.settings import gateway_settings
 
 
 @pytest.fixture
@@ -24,13 +24,7 @@ async def make_gateway(
     made: list[Gateway] = []
 
     async def make(*, redis: Any = None, **access: Any) -> Gateway:
-        settings = Settings(
-            redis_url=redis_url,
-            key_prefix=key_prefix,
-            access=AccessSettings(**access),
-            sandbox="off",
-            orders=OrderSettings(encryption_keys=[Fernet.generate_key().decode()]),
-        )
+        settings = gateway_settings(redis_url, key_prefix, access=AccessSettings(**access))
         client = redis if redis is not None else aioredis.Redis.from_url(redis_url)
         gateway = await bootstrap(settings, redis=client, adapters={})
         made.append(gateway)

@@ -21,7 +21,7 @@ from gateway.errors import TooManyRequests
 
 def count_loads(gw: Any) -> list[str]:
     """The key ids the access store reads from Redis, in order."""
-    store = gw.services["access"].store
+    store = gw.services.access.store
     loads: list[str] = []
     original = store.load
 

@@ -14,11 +14,10 @@ import httpx
 import pytest
 import redis
 from api_routes import ROUTES
-from cryptography.fernet import Fernet
 
 from adapters.sandbox_server import BackgroundServer
 from gateway.app import create_app
-from gateway.settings import OrderSettings, Settings
+from tests.support.settings import gateway_settings
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -35,12 +34,7 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture
 def live_server(redis_url: str, key_prefix: str) -> Iterator[BackgroundServer]:
-    settings = Settings(
-        redis_url=redis_url,
-        key_prefix=key_prefix,
-        sandbox="off",
-        orders=OrderSettings(encryption_keys=[Fernet.generate_key().decode()]),
-    )
+    settings = gateway_settings(redis_url, key_prefix)
     with BackgroundServer(create_app(settings, extra_routes=ROUTES)) as server:
         yield server
     client = redis.Redis.from_url(redis_url)

@@ -8,7 +8,6 @@ suppliers behind it (small catalogs, synced before fuzzing starts)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ import redis
 import redis.asyncio as aioredis
 import schemathesis
 from api_routes import ROUTES
-from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -34,11 +32,10 @@ from schemathesis.specs.openapi.checks import (
 
 from adapters.registry import discover
 from adapters.sandbox_server import BackgroundServer
-from gateway.access.store import KeyStore
 from gateway.app import create_app
-from gateway.redis_keys import RedisKeys
-from gateway.settings import AccessSettings, OrderSettings, Settings
 from gateway.suppliers import start_sandboxes
+from tests.support.keys import issue_key_in
+from tests.support.settings import gateway_settings
 
 EXAMPLES_PER_OPERATION = 25
 CHECKS = [
@@ -52,22 +49,19 @@ CHECKS = [
 """What the document promises. Left out: ``positive_data_acceptance``, which expects
 every schema-valid request to succeed, while a well-formed order for a variant that does
 not exist is rightly a documented 4xx."""
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 async def _issue_key(redis_url: str, prefix: str) -> str:
     client = aioredis.Redis.from_url(redis_url)
     try:
-        store = KeyStore(client, RedisKeys(prefix))
-        reseller = await store.create_reseller("schemathesis")
-        issued = await store.create_key(reseller.reseller.id, rate_limit=1_000_000)
-        return issued.token.get_secret_value()
+        caller = await issue_key_in(client, prefix, rate_limit=1_000_000, name="schemathesis")
+        return caller.token
     finally:
         await client.aclose()
 
 
 @pytest.fixture(scope="module")
-def live() -> Iterator[tuple[str, str]]:
+def live(redis_url: str) -> Iterator[tuple[str, str]]:
     """``(base_url, api_key)`` of a running gateway with sandbox suppliers."""
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     sandboxes = start_sandboxes(gaming_goods={"catalog_size": 40}, vouchers={"catalog_size": 40})
@@ -75,15 +69,8 @@ def live() -> Iterator[tuple[str, str]]:
     suppliers = {
         name: adapters[name].sandbox_settings(server.url) for name, server in sandboxes.items()
     }
-    app_settings = Settings(
-        redis_url=REDIS_URL,
-        key_prefix=prefix,
-        sandbox="off",
-        suppliers=suppliers,
-        access=AccessSettings(),
-        orders=OrderSettings(encryption_keys=[Fernet.generate_key().decode()]),
-    )
-    token = asyncio.run(_issue_key(REDIS_URL, prefix))
+    app_settings = gateway_settings(redis_url, prefix, suppliers=suppliers)
+    token = asyncio.run(_issue_key(redis_url, prefix))
     server = BackgroundServer(create_app(app_settings, extra_routes=ROUTES)).start()
     try:
         deadline = time.monotonic() + 60
@@ -95,7 +82,7 @@ def live() -> Iterator[tuple[str, str]]:
         server.stop()
         for sandbox in sandboxes.values():
             sandbox.stop()
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(redis_url)
         names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
         for start in range(0, len(names), 500):
             client.delete(*names[start : start + 500])

@@ -11,15 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
 from adapters.base import SupplierAdapter
 from adapters.registry import discover
 from adapters.sandbox_kit import Faults, SandboxControl
 from adapters.sandbox_server import BackgroundServer
 from gateway.catalog.service import CatalogService
+from gateway.pricing import MarkupRule
 from gateway.redis_keys import RedisKeys
-from gateway.settings import CatalogSettings
+from gateway.settings import CatalogSettings, Settings
+from tests.support.keys import issue_key_in
+from tests.support.settings import gateway_settings
 
 GG = "gaming_goods"
 VO = "vouchers"
@@ -160,36 +162,28 @@ def adapter_values(name: str, url: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def gateway_settings(
+def catalog_gateway_settings(
     sandboxes: dict[str, Sandbox], key_prefix: str, redis_url: str, **catalog: Any
-) -> Any:
+) -> Settings:
     """Full gateway settings pointing at the sandboxes, for apps built by ``create_app``."""
-    from gateway.settings import Settings
-
-    return Settings(
-        redis_url=redis_url,
-        key_prefix=key_prefix,
-        sandbox="off",
+    return gateway_settings(
+        redis_url,
+        key_prefix,
         log_json=False,
         log_level="WARNING",
         suppliers={name: adapter_values(name, box.url) for name, box in sandboxes.items()},
         catalog=catalog_settings(**catalog),
-        # The orders service refuses to start without a key; its workers are not needed.
-        orders={"encryption_keys": [Fernet.generate_key().decode()], "inline_workers": False},
+        orders={"inline_workers": False},  # the catalog tests place no orders
     )
 
 
-async def issue_key(redis: Any, key_prefix: str, *, markup: Any = None) -> str:
+async def reader_token(redis: Any, key_prefix: str, *, markup: MarkupRule | None = None) -> str:
     """A reseller (with ``markup``) and a ``catalog:read`` key for it; returns the key.
     Its rate limit is far above anything a test sends."""
-    from gateway.access.store import KeyStore
-
-    store = KeyStore(redis, RedisKeys(key_prefix))
-    created = await store.create_reseller("Catalog tests", markup=markup)
-    issued = await store.create_key(
-        created.reseller.id, scopes=["catalog:read"], rate_limit=UNLIMITED
+    caller = await issue_key_in(
+        redis, key_prefix, scopes=["catalog:read"], rate_limit=UNLIMITED, markup=markup
     )
-    return issued.token.get_secret_value()
+    return caller.token
 
 
 def in_process_app(
@@ -207,14 +201,8 @@ def in_process_app(
     from gateway.app import create_app
     from gateway.bootstrap import Gateway, Services
     from gateway.orders.wiring import build_orders_service
-    from gateway.settings import Settings
 
-    settings = Settings(
-        redis_url="redis://in-process",
-        key_prefix=key_prefix,
-        sandbox="off",
-        orders={"encryption_keys": [Fernet.generate_key().decode()]},
-    )
+    settings = gateway_settings("redis://in-process", key_prefix)
     keys = RedisKeys(key_prefix)
     access = Access.build(redis, keys, settings.access)
     accounts = AccountsService(redis, keys, settings)

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from catalog_oracle import CatalogOracle
-from catalog_support import GG, VO, Sandbox, gateway_settings, issue_key
+from catalog_support import GG, VO, Sandbox, catalog_gateway_settings, reader_token
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -91,7 +91,7 @@ async def live(
 ) -> Any:
     taxonomy_file = tmp_path / "taxonomy.toml"
     taxonomy_file.write_text(TAXONOMY)
-    cfg = gateway_settings(
+    cfg = catalog_gateway_settings(
         sandboxes,
         key_prefix,
         redis_url,
@@ -103,8 +103,8 @@ async def live(
     products = await published_products(adapters, redis, key_prefix)
     oracle = CatalogOracle(products, price_list(cfg.catalog), Taxonomy.from_file(taxonomy_file))
     keys = {
-        "list": await issue_key(redis, key_prefix),
-        "reseller": await issue_key(redis, key_prefix, markup=RESELLER_RULE),
+        "list": await reader_token(redis, key_prefix),
+        "reseller": await reader_token(redis, key_prefix, markup=RESELLER_RULE),
     }
     with BackgroundServer(create_app(cfg)) as server:
         running = Live(server, oracle, keys)

@@ -9,15 +9,16 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 from catalog_support import (
     GG,
     VO,
     AdapterFactory,
     Sandbox,
     ServiceFactory,
-    gateway_settings,
+    catalog_gateway_settings,
     in_process_app,
-    issue_key,
+    reader_token,
     start_sandbox,
 )
 
@@ -64,12 +65,22 @@ async def test_a_new_instance_serves_at_once_from_a_populated_redis(
     make_service: ServiceFactory,
     redis: Any,
     key_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for adapter in adapters.values():
         assert (await publish(adapter, redis, key_prefix)).outcome == "published"
     requests_before = {name: box.requests for name, box in sandboxes.items()}
 
     service = make_service(adapters, sync_enabled=True)
+    first_waits: dict[str, float] = {}  # each sync loop's first decision: seconds to wait
+    for name, sync in service.syncs.items():
+
+        def recording(status: Any, name: str = name, due_in: Any = sync.due_in) -> float:
+            wait = float(due_in(status))
+            first_waits.setdefault(name, wait)
+            return wait
+
+        monkeypatch.setattr(sync, "due_in", recording)
     await service.start()
     assert service.ready
     index = service.index
@@ -78,7 +89,8 @@ async def test_a_new_instance_serves_at_once_from_a_populated_redis(
     assert len(index) == expected
     assert index.suppliers() == {n: b.control.info["products"] for n, b in sandboxes.items()}
     # It served from Redis: not one upstream call (the sync loop found nothing due).
-    await asyncio.sleep(0.2)
+    await eventually(lambda: first_waits.keys() == adapters.keys())
+    assert all(wait > 0 for wait in first_waits.values()), first_waits
     assert {name: box.requests for name, box in sandboxes.items()} == requests_before
     assert service.readiness()["suppliers"][GG]["catalog"] == "loaded"
 
@@ -154,7 +166,7 @@ async def test_an_empty_redis_syncs_first_and_readyz_waits_for_it(
     """A real gateway process (uvicorn on loopback, bootstrapped from settings) with an
     empty Redis: /readyz says 503 "loading" until its own sync has loaded the catalog."""
     sandboxes[GG].faults(latency_ms=80, paths=["/products"])
-    settings = gateway_settings(sandboxes, key_prefix, redis_url)
+    settings = catalog_gateway_settings(sandboxes, key_prefix, redis_url)
     with BackgroundServer(create_app(settings)) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
             first = await client.get("/readyz")
@@ -209,7 +221,7 @@ async def test_the_index_swap_is_atomic_for_concurrent_requests(
         catalogs = {frozenset(supplier_ids(service, GG))}
         app = in_process_app(redis, key_prefix, {GG: large}, service, http)
         transport = httpx.ASGITransport(app=app)
-        auth = {"Authorization": f"Bearer {await issue_key(redis, key_prefix)}"}
+        auth = {"Authorization": f"Bearer {await reader_token(redis, key_prefix)}"}
         stop = asyncio.Event()
         answers: list[tuple[int, frozenset[str]]] = []
 
@@ -259,7 +271,7 @@ async def test_catalog_reads_say_loading_until_a_catalog_is_loaded(
 ) -> None:
     service = make_service(adapters)  # not started: nothing loaded yet
     app = in_process_app(redis, key_prefix, adapters, service, http)
-    auth = {"Authorization": f"Bearer {await issue_key(redis, key_prefix)}"}
+    auth = {"Authorization": f"Bearer {await reader_token(redis, key_prefix)}"}
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gw", headers=auth) as c:
         for path in ("/v1/products", "/v1/search?q=steam", "/v1/categories", "/v1/products/x:1"):

@@ -19,6 +19,7 @@ from itertools import islice
 from typing import Any
 
 import pytest
+from catalog_oracle import osa_distance
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -38,18 +39,10 @@ from gateway.pricing import MarkupRule, PriceList
 # The oracle
 
 
-def osa_distance(a: str, b: str) -> int:
-    """Optimal string alignment distance (as in test_text.py, where it is checked)."""
-    if abs(len(a) - len(b)) > 1:  # a shortcut: at least two edits (keeps the oracle quick)
-        return 2
-    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[len(a)][len(b)]
+def one_edit_apart(a: str, b: str) -> bool:
+    """OSA distance 1 (``osa_distance`` is checked in test_text.py); words whose lengths
+    differ by two or more cannot be, and skipping them keeps the oracle quick."""
+    return abs(len(a) - len(b)) <= 1 and osa_distance(a, b) == 1
 
 
 def _key(label: str | None) -> str | None:
@@ -136,7 +129,7 @@ class Oracle:
                     best = max(best, 5 + bonus)
                 elif last and t.startswith(word):
                     best = max(best, 3 + bonus)
-                elif 5 <= len(word) <= 32 and osa_distance(word, t) == 1:
+                elif 5 <= len(word) <= 32 and one_edit_apart(word, t):
                     best = max(best, 1 + bonus)
         return best
 

@@ -25,6 +25,8 @@ import pytest
 
 from gateway.observability.log_writer import flush_all
 from gateway.observability.logging import QUIET_LOGGERS, make_handler
+from tests.support.net import free_port
+from tests.support.settings import ENCRYPTION_KEY, gateway_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -117,12 +119,6 @@ def run_promtool(promtool: str, *args: str, stdin: str | None = None) -> tuple[i
 
 
 # ------------------------------------------------------------- Redis Cluster
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def free_cluster_port() -> int:
@@ -238,9 +234,6 @@ def redis_cluster() -> Iterator[LocalCluster]:
 
 # ------------------------------------------------- a gateway with an upstream
 
-#: Codes are encrypted at rest; a test deployment needs a key like any other.
-ENCRYPTION_KEY = "aW5zZWN1cmUtdGVzdC1rZXktMDEyMzQ1Njc4OWFiY2Q="
-
 
 def gateway_env(redis_url: str, key_prefix: str, **extra: str) -> dict[str, str]:
     """The environment of a gateway subprocess: this one without ``GATEWAY_*`` and
@@ -257,18 +250,6 @@ def gateway_env(redis_url: str, key_prefix: str, **extra: str) -> dict[str, str]
         "GATEWAY_ORDERS__ENCRYPTION_KEYS": json.dumps([ENCRYPTION_KEY]),
     }
     return env | extra
-
-
-def gateway_settings(redis_url: str, key_prefix: str, **extra: Any) -> Any:
-    from gateway.settings import Settings
-
-    return Settings(
-        redis_url=redis_url,
-        key_prefix=key_prefix,
-        sandbox="off",
-        orders={"encryption_keys": [ENCRYPTION_KEY]},
-        **extra,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -95,7 +95,7 @@ async def bounded(awaitable: Awaitable[object], seconds: float) -> bool:
     """Await ``awaitable`` for at most ``seconds``; whether it finished.
 
     Runs it as its own task and never cancels it: a stop() that swallows cancellation
-    (see test_shutdown.py::test_redis_client_honours_cancellation) cannot hang a test."""
+    (docs/operations.md; the bounds are tested in test_shutdown.py) cannot hang a test."""
     task = asyncio.ensure_future(awaitable)
     done, _ = await asyncio.wait({task}, timeout=seconds)
     if task in done:

@@ -14,8 +14,8 @@ from gateway.bootstrap import bootstrap
 from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
 from gateway.store import connect
-from tests.ops.conftest import ENCRYPTION_KEY
 from tests.ops.support import bounded, within
+from tests.support.settings import ENCRYPTION_KEY
 
 
 @pytest.fixture
@@ -95,6 +95,7 @@ async def test_gateway_bootstraps_and_serves_on_the_cluster(
         assert metrics.status_code == 200
     finally:
         # Bounded: on the cluster the order worker's read loop (XREADGROUP BLOCK) can
-        # survive cancel() and stop() then never returns (see test_shutdown.py::
-        # test_redis_client_honours_cancellation); seen here about one run in three.
+        # survive cancel() for a while and stop() waits up to its bound (docs/operations.md,
+        # "Stopping despite a Redis client that swallows cancellation"); seen here about one
+        # run in three.
         await bounded(gw.aclose(), 10)

@@ -25,7 +25,9 @@ from pydantic import BaseModel
 
 from adapters.registry import discover
 from gateway.settings import Settings
-from tests.ops.conftest import ENCRYPTION_KEY, ROOT, free_port
+from tests.ops.conftest import ROOT
+from tests.support.net import free_port
+from tests.support.settings import ENCRYPTION_KEY
 
 DEPLOY = ROOT / "deploy"
 

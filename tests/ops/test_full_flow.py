@@ -30,10 +30,10 @@ from adapters.sandbox_server import BackgroundServer
 from gateway.access.testing import TestCaller, issue_key
 from gateway.app import create_app
 from gateway.bootstrap import Gateway, bootstrap
-from gateway.settings import Settings
-from tests.ops.conftest import ENCRYPTION_KEY, CapturedLogs
+from tests.ops.conftest import CapturedLogs
 from tests.ops.support import bounded, exposed_names, referenced_names, samples, value, within
 from tests.ops.test_rules import ALERTS, dashboard_queries
+from tests.support.settings import ENCRYPTION_KEY, gateway_settings
 
 SUPPLIERS = ("gaming_goods", "vouchers")
 
@@ -136,15 +136,13 @@ async def running(
     backend: tuple[str, bool], key_prefix: str, upstreams: Upstreams
 ) -> AsyncIterator[Running]:
     url, cluster = backend
-    settings = Settings(
-        redis_url=url,
+    settings = gateway_settings(
+        url,
+        key_prefix,
         redis_cluster=cluster,
-        key_prefix=key_prefix,
-        sandbox="off",
         suppliers=upstreams.settings(),
         accounts={"enforce": False},  # accounts: tests/orders/test_accounts_*.py
         orders={
-            "encryption_keys": [ENCRYPTION_KEY],
             "schedule_poll_seconds": 0.02,
             "poll_initial_seconds": 0.05,
             "poll_max_seconds": 0.3,
@@ -165,8 +163,8 @@ async def running(
             ) as client:
                 await within(_until_ready(client), 40, "waiting for /readyz")
                 yield Running(gateway, client)
-            # Bounded: a background loop can survive its cancellation (see
-            # test_shutdown.py::test_redis_client_honours_cancellation), and stop() waits.
+            # Bounded: a background loop can survive its cancellation for a while
+            # (docs/operations.md), and stop() waits for it up to its own bound.
             await bounded(gateway.stop(), 10)
     finally:
         await _delete_prefix(gateway.redis, key_prefix, cluster)

@@ -14,8 +14,9 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from gateway.observability import metrics
-from tests.ops.conftest import ROOT, free_port, gateway_env
+from tests.ops.conftest import ROOT, gateway_env
 from tests.ops.support import samples, value
+from tests.support.net import free_port
 
 WRITER = r"""
 import asyncio, sys
@@ -136,9 +137,8 @@ def test_gateway_serve_with_two_workers_reports_the_same_totals_from_each(
 ) -> None:
     """Every scrape, whichever worker answers it, counts the requests of both."""
     port = free_port()
-    # No in-process order workers: their loops can outlive cancel() and hold the stop
-    # (test_shutdown.py::test_redis_client_honours_cancellation); this test is about
-    # metrics across workers.
+    # No in-process order workers: their loops can outlive cancel() and hold the stop for
+    # a bounded time (docs/operations.md); this test is about metrics across workers.
     env = gateway_env(
         redis_url, key_prefix, GATEWAY_LOG_LEVEL="WARNING", GATEWAY_ORDERS__INLINE_WORKERS="false"
     )

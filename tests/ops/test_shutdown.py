@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import signal
 import subprocess
@@ -13,7 +15,14 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.ops.conftest import ROOT, free_port, gateway_env
+from gateway.access.service import Access
+from gateway.bootstrap import bootstrap
+from gateway.catalog.service import CatalogService
+from gateway.orders.queue import JobQueue
+from tests.ops.conftest import ROOT, gateway_env
+from tests.ops.support import within
+from tests.support.net import free_port
+from tests.support.settings import gateway_settings
 
 SERVER = r"""
 import asyncio, sys
@@ -37,8 +46,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), **uvicorn_options(sett
 
 def _start(grace: float, redis_url: str, key_prefix: str) -> tuple[subprocess.Popen[str], str]:
     port = free_port()
-    # No in-process order workers: their loops can outlive cancel() and hold the stop
-    # (test_redis_client_honours_cancellation below); this is about HTTP requests.
+    # No in-process order workers: their loops can outlive cancel() for a bounded time
+    # (docs/operations.md; the bounded stops are tested below); this is about HTTP requests.
     env = gateway_env(
         redis_url, key_prefix, GATEWAY_LOG_LEVEL="INFO", GATEWAY_ORDERS__INLINE_WORKERS="false"
     )
@@ -91,6 +100,20 @@ def _wait_in_flight(url: str) -> None:
     pytest.fail("the slow request never started")
 
 
+def _wait_refused(url: str) -> None:
+    """Until the server refuses new connections (its listener closed), at most 10 s."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url + "/healthz", timeout=2)
+        except httpx.ConnectError:
+            return
+        except httpx.HTTPError:
+            pass  # accepted just before the listener closed, then dropped: not yet refusing
+        time.sleep(0.02)
+    pytest.fail("the server still accepted connections 10 s after SIGTERM")
+
+
 def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_ones(
     redis_url: str, key_prefix: str, redis
 ) -> None:
@@ -99,7 +122,8 @@ def test_sigterm_lets_the_request_in_flight_finish_and_refuses_new_ones(
         thread, result = _in_background(url, seconds=1.5)
         _wait_in_flight(url)
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.3)
+        _wait_refused(url)
+        assert thread.is_alive(), "refusing only once the request in flight had finished"
         with pytest.raises(httpx.ConnectError):  # no longer accepting
             httpx.get(url + "/healthz", timeout=2)
         thread.join(timeout=30)
@@ -131,54 +155,85 @@ def test_grace_period_bounds_how_long_a_stuck_request_holds_the_stop(
             proc.kill()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="redis-py 5.3 on Python 3.11 with socket_timeout set (gateway/store.py) now and "
-    "then swallows a task's cancellation that lands during a command; a background loop "
-    "that relies on cancel() alone then survives stop() (docs/operations.md). "
-    "Remove this mark once the client or the loops are fixed.",
-)
-async def test_redis_client_honours_cancellation(redis_url: str, key_prefix: str) -> None:
-    """A loop of Redis commands on the gateway's own client (``store.connect``) stops when
-    cancelled, every time: graceful shutdown cancels the services' loops this way."""
-    import asyncio
+async def test_gateway_stop_returns_within_its_bound_when_a_service_never_stops(
+    redis: Any,
+    redis_url: str,
+    key_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A service whose stop() swallows every cancellation and never returns (what a
+    background loop on the Redis client can do, docs/operations.md) holds the gateway's
+    stop for its bound, ``orders.shutdown_grace_seconds + 5`` s, and no longer: the
+    overrun is logged and the services after it are still stopped."""
+    release, entered, left = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    stopped: list[str] = []
 
-    from gateway.store import connect
-    from tests.ops.conftest import gateway_settings
+    async def never_stops(self: CatalogService) -> None:
+        entered.set()
+        try:
+            while not release.is_set():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await release.wait()
+        finally:
+            left.set()
 
-    client = await connect(gateway_settings(redis_url, key_prefix))
+    async def access_stop(self: Access) -> None:
+        stopped.append("access")
 
-    async def loop() -> None:
-        while True:
-            await client.get(f"{key_prefix}:probe")
-            await asyncio.sleep(0.001)
+    monkeypatch.setattr(CatalogService, "stop", never_stops)
+    monkeypatch.setattr(Access, "stop", access_stop)  # stopped after the catalog
+    settings = gateway_settings(
+        redis_url, key_prefix, orders={"shutdown_grace_seconds": 0, "inline_workers": False}
+    )
+    bound = settings.orders.shutdown_grace_seconds + 5.0
+    async with httpx.AsyncClient() as http:
+        gw = await bootstrap(settings, redis=redis, http=http, adapters={})
+        started = time.monotonic()
+        await within(gw.stop(), bound + 10, "Gateway.stop()")
+        elapsed = time.monotonic() - started
+    assert entered.is_set() and not left.is_set()  # the catalog's stop ran and overran
+    assert bound <= elapsed < bound + 2
+    assert "service catalog did not stop within 5 s; leaving it" in caplog.text
+    assert stopped == ["access"]
+    release.set()
+    await within(left.wait(), 5, "the abandoned stop, once released")
 
-    survived = 0
-    try:
-        for i in range(300):
-            task = asyncio.create_task(loop())
-            await asyncio.sleep(0.003 + (i % 7) * 0.0007)
-            task.cancel()
-            try:
-                async with asyncio.timeout(0.5):
-                    await task
-            except asyncio.CancelledError:
-                continue
-            except TimeoutError:
-                survived += 1
-                # Cancel again until it takes, for a bounded time: a loop that swallows
-                # every cancellation (and pytest-timeout's exception with it) must not
-                # hang the suite; a survivor is abandoned to the closing event loop.
-                for _ in range(100):
-                    if task.done():
-                        break
-                    task.cancel()
-                    await asyncio.sleep(0.01)
-                if survived >= 3:
-                    break
-    finally:
-        await client.aclose()
-    assert survived == 0, f"{survived} cancelled loops kept running"
+
+async def test_order_worker_loops_end_on_their_stop_flag_when_a_command_swallows_cancel(
+    redis: Any,
+    redis_url: str,
+    key_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The order worker's read loop is cancelled mid-command by a client that swallows
+    the cancellation (redis-py does, now and then): the command ends normally and the loop
+    stops on the worker's stop flag, so it ends with the stop instead of being abandoned."""
+    reading, swallowed = asyncio.Event(), asyncio.Event()
+
+    async def read(self: JobQueue, consumer: str, count: int, block_ms: int) -> list[Any]:
+        reading.set()
+        try:
+            await asyncio.sleep(block_ms / 1000)  # as XREADGROUP BLOCK waits for entries
+        except asyncio.CancelledError:
+            swallowed.set()  # and the command returns as if it had timed out
+        return []
+
+    monkeypatch.setattr(JobQueue, "read", read)
+    settings = gateway_settings(
+        redis_url, key_prefix, orders={"shutdown_grace_seconds": 0, "inline_workers": True}
+    )
+    async with httpx.AsyncClient() as http:
+        gw = await bootstrap(settings, redis=redis, http=http, adapters={})
+        await within(gw.start(), 20, "starting the services")
+        (read_loop,) = [t for t in asyncio.all_tasks() if t.get_name() == "orders:read"]
+        await within(reading.wait(), 10, "the read loop's first command")
+        await within(gw.stop(), 30, "Gateway.stop()")
+    assert swallowed.is_set(), "the stop never cancelled the read loop mid-command"
+    assert read_loop.done() and not read_loop.cancelled()  # it returned: the flag ended it
+    overran = [r.getMessage() for r in caplog.records if "did not stop" in r.getMessage()]
+    assert not [line for line in overran if line.startswith("order worker")], overran
 
 
 async def test_a_task_that_swallows_its_cancellation_is_abandoned_in_bounded_time(
@@ -186,9 +241,6 @@ async def test_a_task_that_swallows_its_cancellation_is_abandoned_in_bounded_tim
 ) -> None:
     """What the Redis client sometimes does to a background loop: the stop must still
     return, say so, and not wait for the loop (nor raise what a stopped task raised)."""
-    import asyncio
-    import contextlib
-
     from gateway.observability.shutdown import cancel_and_wait
 
     release = asyncio.Event()

@@ -4,18 +4,13 @@ slow part), the products they sell, and in-process gateways on the test's Redis 
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
-
-sys.path.insert(0, str(Path(__file__).parent))
-
 from orders_harness import (
     Picks,
     Sandboxes,
@@ -42,10 +37,10 @@ def sandboxes() -> Iterator[Sandboxes]:
 
 
 @pytest.fixture(scope="session")
-def products(sandboxes: Sandboxes, redis_url_session: str) -> list[Product]:
+def products(sandboxes: Sandboxes, redis_url: str) -> list[Product]:
     async def load() -> list[Product]:
-        settings = make_settings(redis_url_session, "test-orders-products", sandboxes)
-        client = aioredis.Redis.from_url(redis_url_session)
+        settings = make_settings(redis_url, "test-orders-products", sandboxes)
+        client = aioredis.Redis.from_url(redis_url)
         async with httpx.AsyncClient() as http:
             try:
                 return await load_products(build_adapters(settings, http=http, redis=client))
@@ -53,13 +48,6 @@ def products(sandboxes: Sandboxes, redis_url_session: str) -> list[Product]:
                 await client.aclose()
 
     return asyncio.run(load())
-
-
-@pytest.fixture(scope="session")
-def redis_url_session() -> str:
-    from conftest_root import REDIS_URL
-
-    return REDIS_URL
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.fernet import Fernet
+import pytest
 
 from adapters.base import SupplierAdapter
 from adapters.models import Product
@@ -32,6 +31,8 @@ from adapters.sandbox_server import BackgroundServer
 from gateway.orders.ports import PricedCatalog
 from gateway.pricing import MarkupRule, PriceList
 from gateway.settings import AccountSettings, OrderSettings, Settings
+from tests.support.net import free_port
+from tests.support.settings import ENCRYPTION_KEY, gateway_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SUPPLIERS = ("gaming_goods", "vouchers")
@@ -71,6 +72,24 @@ class Sandboxes:
     def stop(self) -> None:
         for server in self.servers.values():
             server.stop()
+
+    def record_paths(self, name: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+        """The paths of the upstream calls sandbox ``name`` receives from now on, until
+        the test ends, each noted as it arrives: before the sandbox's injected latency,
+        so a test can wait until a call is *in flight* instead of sleeping and hoping.
+
+        The sandboxes run in this process (``BackgroundServer``): the recorder wraps the
+        check every non-control request passes once (``SandboxControl.applies``)."""
+        control = self.servers[name].app.state.control  # type: ignore[attr-defined]
+        seen: list[str] = []
+        applies = control.applies
+
+        def recording(path: str) -> bool:
+            seen.append(path)  # from the sandbox's thread; list.append is atomic
+            return bool(applies(path))
+
+        monkeypatch.setattr(control, "applies", recording)
+        return seen
 
 
 def start_sandboxes(*, catalog_size: int = 60, fulfil_delay: float = 0.05) -> Sandboxes:
@@ -117,13 +136,9 @@ def supplier_settings(sandboxes: Sandboxes, **overrides: Any) -> dict[str, dict[
     return values
 
 
-#: One key for every gateway of the test run: instances sharing Redis must share keys.
-TEST_KEY = Fernet.generate_key().decode()
-
-
 def order_settings(**overrides: Any) -> OrderSettings:
     values: dict[str, Any] = {
-        "encryption_keys": [TEST_KEY],
+        "encryption_keys": [ENCRYPTION_KEY],
         "job_lease_seconds": 1.0,
         "schedule_poll_seconds": 0.02,
         "poll_initial_seconds": 0.05,
@@ -151,11 +166,10 @@ def make_settings(
 ) -> Settings:
     """Settings for order tests. Accounts are not enforced unless ``accounts`` says so:
     these tests are about orders; tests/orders/test_accounts_*.py enforce them."""
-    return Settings(
+    return gateway_settings(
+        redis_url,
+        key_prefix,
         accounts=accounts or AccountSettings(enforce=False),
-        redis_url=redis_url,
-        key_prefix=key_prefix,
-        sandbox="off",
         log_json=True,
         suppliers=suppliers or supplier_settings(sandboxes),
         orders=orders or order_settings(),
@@ -212,12 +226,6 @@ def pick(products: list[Product]) -> Picks:
 
 
 # --------------------------------------------------------------- subprocesses
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def settings_environment(settings: Settings) -> dict[str, str]:

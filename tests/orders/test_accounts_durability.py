@@ -21,7 +21,6 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from conftest_root import REDIS_URL
 from orders_harness import (
     Picks,
     Process,
@@ -33,14 +32,16 @@ from orders_harness import (
     supplier_settings,
     wait_until,
 )
-from test_durability import _at_rest, _KeysOnly, by_reference, load
+from test_durability import _at_rest, by_reference, load
 
-from gateway.access.testing import TestCaller, issue_key
+from gateway.access.testing import TestCaller
 from gateway.accounts.models import EntryKind, LedgerEntry
 from gateway.accounts.store import AccountStore
 from gateway.orders.models import PartState, StoredOrder
 from gateway.redis_keys import RedisKeys
 from gateway.settings import AccountSettings, Settings
+from tests.support.keys import issue_key_in
+from tests.support.settings import REDIS_URL
 
 
 @pytest.fixture(scope="module")
@@ -124,9 +125,8 @@ async def test_concurrent_orders_never_overdraw(
 ) -> None:
     prefix = module_settings.key_prefix
     store = AccountStore(module_redis, RedisKeys(prefix))
-    keys_only = _KeysOnly(module_redis, prefix)
-    prepaid = await issue_key(keys_only, rate_limit=100_000)
-    credit = await issue_key(keys_only, rate_limit=100_000)
+    prepaid = await issue_key_in(module_redis, prefix, rate_limit=100_000)
+    credit = await issue_key_in(module_redis, prefix, rate_limit=100_000)
     body = {"items": [{"variant_id": picks.voucher_fixed, "quantity": 1}]}
     async with httpx.AsyncClient(base_url=gateways[0].url, timeout=30) as client:
         price, currency = await quote(client, prepaid, body)
@@ -209,7 +209,7 @@ async def test_faults_and_a_killed_worker_settle_every_hold_once(
 ) -> None:
     prefix = module_settings.key_prefix
     store = AccountStore(module_redis, RedisKeys(prefix))
-    caller = await issue_key(_KeysOnly(module_redis, prefix), rate_limit=100_000)
+    caller = await issue_key_in(module_redis, prefix, rate_limit=100_000)
     rid = caller.reseller.id
     for currency in ("EUR", "USD", "GBP", "CAD", "JPY", "AED", "AUD", "BHD"):
         await store.post(rid, currency, EntryKind.TOPUP, 10**12, f"fund-{currency}")

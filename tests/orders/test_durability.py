@@ -14,7 +14,6 @@ from typing import Any
 import httpx
 import pytest
 import redis.asyncio as aioredis
-from conftest_root import REDIS_URL
 from orders_harness import (
     Picks,
     Process,
@@ -27,40 +26,32 @@ from orders_harness import (
     wait_until,
 )
 
-from gateway.access.testing import issue_key
 from gateway.orders.models import Part, PartState, StoredOrder
 from gateway.orders.queue import GROUP
 from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
-
-
-class _KeysOnly:
-    """Enough of a ``Gateway`` for ``issue_key``: the access store over Redis."""
-
-    def __init__(self, redis: Any, prefix: str) -> None:
-        self.redis = redis
-        self.keys = RedisKeys(prefix)
+from tests.support.keys import issue_key_in
 
 
 @pytest.fixture(scope="module")
-def module_prefix() -> Iterator[str]:
+def module_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"test-{uuid.uuid4().hex[:12]}"
     yield prefix
     import redis as sync_redis
 
-    client = sync_redis.Redis.from_url(REDIS_URL)
+    client = sync_redis.Redis.from_url(redis_url)
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
         client.delete(key)
     client.close()
 
 
 @pytest.fixture(scope="module")
-def module_settings(sandboxes: Sandboxes, module_prefix: str) -> Settings:
+def module_settings(sandboxes: Sandboxes, module_prefix: str, redis_url: str) -> Settings:
     suppliers = supplier_settings(sandboxes, timeouts={"connect": 1.0, "read": 1.0, "total": 1.5})
     # The Gaming Goods sandbox honours Idempotency-Key (as the platform's v1 API does).
     suppliers["gaming_goods"]["idempotency_key_honoured"] = True
     orders = order_settings(review_reconcile_seconds=0.5)
-    return make_settings(REDIS_URL, module_prefix, sandboxes, suppliers=suppliers, orders=orders)
+    return make_settings(redis_url, module_prefix, sandboxes, suppliers=suppliers, orders=orders)
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +98,7 @@ async def test_200_identical_requests_over_two_gateways_buy_once(
     sandboxes: Sandboxes,
     picks: Picks,
 ) -> None:
-    caller = await issue_key(
-        _KeysOnly(module_redis, module_settings.key_prefix), rate_limit=100_000
-    )
+    caller = await issue_key_in(module_redis, module_settings.key_prefix, rate_limit=100_000)
     key = str(uuid.uuid4())
     body = {
         "items": [
@@ -153,9 +142,7 @@ async def test_200_orders_through_faults_none_lost_none_bought_twice(
     sandboxes: Sandboxes,
     picks: Picks,
 ) -> None:
-    caller = await issue_key(
-        _KeysOnly(module_redis, module_settings.key_prefix), rate_limit=100_000
-    )
+    caller = await issue_key_in(module_redis, module_settings.key_prefix, rate_limit=100_000)
     faults = {
         "error_rate": 0.18,
         "rate_limit_burst": 25,
@@ -274,6 +261,7 @@ async def test_a_worker_killed_mid_placement_and_mid_polling_is_replaced(
     sandboxes: Sandboxes,
     picks: Picks,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = make_settings(redis_url, key_prefix, sandboxes)
     front = await make_instance(settings, workers=False)  # takes orders, runs no worker
@@ -289,6 +277,8 @@ async def test_a_worker_killed_mid_placement_and_mid_polling_is_replaced(
 
     # mid-placement: the voucher supplier takes 1.5 s to answer; the worker dies meanwhile
     await sandboxes.set_faults("vouchers", latency_ms=1500, paths=["/api/v1/orders"])
+    voucher_calls = sandboxes.record_paths("vouchers", monkeypatch)
+    game_calls = sandboxes.record_paths("gaming_goods", monkeypatch)
     first = start_worker(settings, tmp_path / "worker-1.log")
     second: Process | None = None
     third: Process | None = None
@@ -300,8 +290,14 @@ async def test_a_worker_killed_mid_placement_and_mid_polling_is_replaced(
         )
         placing = created.json()["data"]["id"]
         assert await wait_until(pending_of, 20), "the worker never took the job"
-        await asyncio.sleep(0.5)  # the placement request is in flight upstream
+
+        async def placement_sent() -> bool:  # then held upstream for the 1.5 s latency
+            return any(path.startswith("/api/v1/orders") for path in voucher_calls)
+
+        assert await wait_until(placement_sent, 20), "the placement never reached upstream"
         first.kill()
+        # The kill landed while the placement was in flight: its answer never came back.
+        assert (await order_of(placing)).parts[0].state is PartState.PENDING
         await sandboxes.reset()
         second = start_worker(settings, tmp_path / "worker-2.log")
 
@@ -327,8 +323,14 @@ async def test_a_worker_killed_mid_placement_and_mid_polling_is_replaced(
             return (await order_of(polling)).parts[0].state is PartState.PLACED
 
         assert await wait_until(is_placed, 20), "the worker never placed the order"
-        await asyncio.sleep(0.3)
+
+        async def polling_upstream() -> bool:  # GET .../orders/{id}; placing is /checkout
+            return any("/orders/" in path for path in game_calls)
+
+        assert await wait_until(polling_upstream, 20), "the worker never polled the order"
         second.kill()
+        # Killed mid-polling: the key is fulfilled only 3 s after the placement.
+        assert (await order_of(polling)).parts[0].state is PartState.PLACED
         third = start_worker(settings, tmp_path / "worker-3.log")
 
         async def polled_done() -> bool:

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from typing import Any
 
-from orders_harness import Picks, Sandboxes, make_settings, order_settings
+from orders_harness import Picks, Sandboxes, make_settings, order_settings, wait_until
 from prometheus_client import REGISTRY
 
 from gateway.orders.schemas import CreateOrderRequest
@@ -106,7 +106,13 @@ async def test_same_key_while_the_first_is_in_flight_is_409(
     key = str(uuid.uuid4())
     await sandboxes.set_faults("vouchers", latency_ms=600)
     first = asyncio.create_task(post(inst, caller, body_for(picks), key, Prefer="wait=5"))
-    await asyncio.sleep(0.2)
+    claim = inst.orders.idempotency.redis_key(caller.reseller.id, key)
+
+    async def claimed() -> bool:  # by the first request, which has not answered yet
+        return await inst.gateway.redis.hget(claim, "state") in (b"in_flight", b"created")
+
+    assert await wait_until(claimed, 10), "the first request never claimed the key"
+    assert not first.done()
     second = await post(inst, caller, body_for(picks), key)
     other_body = await post(inst, caller, body_for(picks, 4), key)
     done = await first
@@ -186,7 +192,7 @@ async def test_a_request_that_died_after_creating_its_order_is_answered_by_the_n
     order = await service._create(claim, caller.reseller, request)  # then "crash"
     busy = await post(inst, caller, body_for(picks), "crash-key")
     assert busy.status_code == 409
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(0.35)  # the crashed holder's 0.3 s lease runs out: what is tested
     taken = await post(inst, caller, body_for(picks), "crash-key")
     assert taken.status_code in (201, 202)
     assert taken.headers["idempotent-replayed"] == "true"

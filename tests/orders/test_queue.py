@@ -41,7 +41,7 @@ async def test_delayed_jobs_enter_the_stream_only_when_due(
     assert await queue.read("probe", 10, 10) == []
     wait = await queue.promote()
     assert wait is not None and 0 < wait <= 0.2
-    await asyncio.sleep(0.25)
+    await asyncio.sleep(0.25)  # until the 0.2 s job is due: the delay is what is tested
     wait = await queue.promote()
     assert wait is not None and 29 < wait <= 30
     delivered = await queue.read("probe", 10, 10)

@@ -405,7 +405,7 @@ async def test_order_is_created_then_completed_with_one_code_per_unit(
         }
     ]
     assert early["amounts"] == {"buyer_total": 3 * product.price, "platform_fee": 0}
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(0.15)  # past the 0.1 s fulfilment delay (wall clock, read on GET)
     done = (await client.get(f"/orders/{order_id}")).json()
     assert done["status"] == "completed"
     codes = done["delivery"]["codes"]

@@ -235,7 +235,7 @@ async def test_order_of_eight_is_pending_then_delivered(
     assert order.state is UpstreamOrderState.PENDING
     assert order.codes == ()
     assert (await adapter.get_order(order.upstream_id)).state is UpstreamOrderState.PENDING
-    await asyncio.sleep(0.4)
+    await asyncio.sleep(0.4)  # past the 0.3 s fulfilment delay (wall clock, read on GET)
     done = await adapter.get_order(order.upstream_id)
     assert done.state is UpstreamOrderState.DELIVERED
     assert len(done.codes) == 8

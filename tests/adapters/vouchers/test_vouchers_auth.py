@@ -101,13 +101,16 @@ async def test_a_401_renews_once_however_many_callers_saw_it() -> None:
     supplier = FakeSupplier()
     keeper = supplier.keeper()
 
+    callers = 10
+    all_sent = asyncio.Barrier(callers)
+
     async def call_refused_once() -> str:
         await keeper.access_token()  # sends the token the supplier then refuses
-        await asyncio.sleep(0.02)  # all callers are "in flight" with the same token
+        await all_sent.wait()  # every caller is in flight with the same token
         return await keeper.access_token(after_401=True)
 
     await keeper.access_token()
-    renewed = await asyncio.gather(*(call_refused_once() for _ in range(10)))
+    renewed = await asyncio.gather(*(call_refused_once() for _ in range(callers)))
     assert set(renewed) == {"access-1-1"}
     assert supplier.refreshes == 1
 

@@ -91,7 +91,7 @@ async def test_access_token_expires_and_refresh_renews_it(connect: Any) -> None:
     ).json()
     old = {"Authorization": f"Bearer {tokens['access_token']}"}
     assert (await client.get("/api/v1/products", headers=old)).status_code == 200
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # past the token's 0.2 s lifetime: the expiry is what is tested
     assert _error(await client.get("/api/v1/products", headers=old))[:2] == (
         401,
         "UNAUTHORIZED",
@@ -407,7 +407,7 @@ async def test_large_order_is_pending_then_delivered(connect: Any, authed: Any) 
 
     early = (await client.get(f"/api/v1/orders/{order['id']}", headers=headers)).json()
     assert early["status"] == "PENDING"
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # past the 0.2 s fulfilment delay (wall clock, read on GET)
     done = (await client.get(f"/api/v1/orders/{order['id']}", headers=headers)).json()
     assert done["status"] == "DELIVERED"
     assert len(done["vouchers"]) == 8
@@ -519,7 +519,7 @@ async def test_fulfilment_failure_is_final_and_refunded(connect: Any, authed: An
         await _order(client, headers, product_id=product.id, denomination=face, quantity=6)
     ).json()
     assert pending["status"] == "PENDING"
-    await asyncio.sleep(0.1)
+    await asyncio.sleep(0.1)  # past the 0.05 s fulfilment delay (wall clock, read on GET)
     failed = (await client.get(f"/api/v1/orders/{pending['id']}", headers=headers)).json()
     assert (failed["status"], failed["vouchers"]) == ("FAILED", [])
 
