@@ -26,5 +26,10 @@ lint: $(STAMP)
 sandbox: $(STAMP)
 	$(VENV)/bin/gateway sandbox
 
+# The HTTP benches load the server with wrk (Debian package); installed here when missing
+# and possible, else they fall back to a slower Python client (and say so).
 bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+	  && (apt-get install -y -qq wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk >/dev/null 2>&1)) \
+	  || echo "wrk not installed: the HTTP benches use their Python client"; }
 	$(VENV)/bin/python -m bench

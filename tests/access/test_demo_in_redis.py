@@ -32,8 +32,8 @@ from pydantic import ValidationError
 from gateway.access.models import ApiKey
 from gateway.access.service import DEMO_RESELLER_ID
 from gateway.access.store import KeyStore
-from gateway.access.testing import serve_in_process
 from gateway.access.tokens import new_token
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 from gateway.redis_keys import RedisKeys
 from gateway.settings import AccessSettings, OrderSettings, Settings

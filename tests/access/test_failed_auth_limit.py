@@ -13,8 +13,9 @@ import pytest
 from access_routes import ROUTES, MakeGateway
 
 from gateway.access.failures import FailedAuthentications
-from gateway.access.testing import issue_key, serve_in_process
+from gateway.access.testing import issue_key
 from gateway.access.tokens import new_token
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 from gateway.errors import TooManyRequests
 

@@ -13,8 +13,9 @@ import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 from test_errors import assert_error
 
-from gateway.access.testing import TestCaller, issue_key, serve_in_process
+from gateway.access.testing import TestCaller, issue_key
 from gateway.api.spec import MAX_JSON_DEPTH
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 from gateway.bootstrap import Gateway, bootstrap
 from gateway.orders.prefer import parse_prefer

@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 from test_errors import assert_error
 
-from gateway.access.testing import issue_key, serve_in_process
+from gateway.access.testing import issue_key
+from gateway.api.testing import serve_in_process
 from gateway.app import create_app
 from gateway.bootstrap import bootstrap
 from gateway.settings import AccessSettings, OrderSettings, Settings
