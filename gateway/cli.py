@@ -97,9 +97,9 @@ def serve(host: str | None, port: int | None, workers: int | None, demo_key: boo
             "outlive this run (gateway serve --demo-key for one that expires, or "
             "gateway resellers create / gateway keys create)"
         )
+    from gateway.api.server import uvicorn_options
     from gateway.observability import logging as obs_logging
     from gateway.observability import metrics as obs_metrics
-    from gateway.observability.shutdown import uvicorn_options
 
     obs_logging.configure_logging(
         settings.log_level, json_lines=settings.log_json, secrets_from=[settings]

@@ -16,6 +16,8 @@ On SIGTERM (Kubernetes, ``docker stop``) or SIGINT, uvicorn
    idle timeout: unfinished order work is never dropped, and never done twice, because
    every upstream call carries the order's deterministic reference.
 
+The uvicorn options that make this so are ``gateway.api.server.uvicorn_options``.
+
 A second signal forces an immediate exit (step 2 is skipped); that too loses no order,
 only the answers to the requests still in flight.
 """
@@ -27,35 +29,7 @@ import logging
 from collections.abc import Collection
 from typing import Any
 
-from gateway.settings import Settings
-
 log = logging.getLogger("gateway.shutdown")
-
-
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config`` shared by every entry."""
-    from gateway.api.connections import PROTOCOL
-
-    return {
-        "timeout_graceful_shutdown": settings.http.shutdown_grace_seconds,
-        # Longer than a load balancer's idle timeout (AWS ALB 60 s by default), so the
-        # balancer, not the server, closes idle connections: no request is sent on a
-        # connection the server is closing (a 502). Shutdown closes idle ones anyway.
-        "timeout_keep_alive": settings.http.keep_alive_seconds,
-        # Slow, silent and huge requests are bounded per connection (header and body
-        # time, head size, connections per process): gateway.api.connections.
-        "http": PROTOCOL,
-        "h11_max_incomplete_event_size": settings.http.max_header_bytes,
-        # Never let uvicorn rewrite the client address from X-Forwarded-For: it believes
-        # any loopback peer by default, so a local sidecar's client could pick its
-        # address and pass a key's IP allowlist. access.trusted_proxies alone decides
-        # which forwarding headers are believed (gateway.access.client_ip).
-        "proxy_headers": False,
-        # Our JSON handler (configure_logging) formats uvicorn's lines too.
-        "log_config": None,
-        "access_log": False,
-        "log_level": settings.log_level.lower(),
-    }
 
 
 async def cancel_and_wait(

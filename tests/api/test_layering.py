@@ -22,7 +22,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIRST_PARTY = ("gateway", "adapters")
-SERVICES = ("gateway.orders", "gateway.access", "gateway.catalog")
+SERVICES = ("gateway.orders", "gateway.access", "gateway.catalog", "gateway.accounts")
 FORBIDDEN = ("gateway.api", "starlette")
 ENTRY_POINTS = frozenset({"gateway.orders.commands", "gateway.catalog.sync_command"})
 

@@ -27,7 +27,7 @@ import redis
 import redis.asyncio as aioredis
 
 from gateway.access.store import KeyStore
-from gateway.observability.shutdown import uvicorn_options
+from gateway.api.server import uvicorn_options
 from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
 from tests.conftest import REDIS_URL

@@ -31,7 +31,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from gateway.app import create_app
-from gateway.observability.shutdown import uvicorn_options
+from gateway.api.server import uvicorn_options
 from gateway.settings import Settings
 
 async def slow(request):
