@@ -267,11 +267,7 @@ class BrandTable:
         shipped = resources.files("gateway.catalog").joinpath("brands.toml").read_text("utf-8")
         lines = dict(_lines_of(tomllib.loads(shipped), "the shipped brands.toml"))
         if extra is not None:
-            try:
-                data = tomllib.loads(extra.read_text("utf-8"))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise MatchingError(f"cannot read the brands file {extra}: {exc}") from exc
-            lines.update(_lines_of(data, str(extra)))
+            lines.update(_lines_of(_read_toml(extra, "brands file"), str(extra)))
         return cls(lines)
 
     def find(self, words: list[str]) -> tuple[str, int, int] | None:
@@ -285,6 +281,15 @@ class BrandTable:
             if other != line and (other_end <= start or other_start >= end):
                 return None  # a second, different line elsewhere in the name: ambiguous
         return line, start, end
+
+
+def _read_toml(path: Path, what: str) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise MatchingError(f"the {what} {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise MatchingError(f"cannot read the {what} {path}: {exc}") from exc
 
 
 def _lines_of(data: Mapping[str, object], where: str) -> Iterable[tuple[str, list[str]]]:
@@ -307,11 +312,17 @@ class Matcher:
         self.brands = brands
         self.overrides = overrides or Overrides()
 
+    @classmethod
+    def from_files(cls, brands_file: Path | None, overrides_file: Path | None) -> Matcher:
+        """The shipped brand table with the operator's files (``catalog.brands_file``,
+        ``catalog.match_overrides_file``); ``MatchingError`` when one cannot be used."""
+        return cls(BrandTable.load(brands_file), Overrides.load(overrides_file))
+
     def verdict(self, product: Product, variant: Variant) -> Verdict:
         if product.id in self.overrides.never:
             return Miss("kept apart by the overrides file")
         forced = self.overrides.force.get(product.id)
-        kind = _kind(product, variant)
+        kind = kind_of(product, variant)
         if forced is not None:
             key = _variant_key(variant, product.name) if kind == "gift" else STANDARD_VARIANT
             return MatchKey(forced, key, (("forced", "yes"),))
@@ -367,7 +378,9 @@ class Matcher:
         return MatchKey(product_id, variant_key, facts)
 
 
-def _kind(product: Product, variant: Variant) -> str:
+def kind_of(product: Product, variant: Variant) -> str:
+    """Which rule a variant falls under: ``gift`` (a face value, a range, or a gift-card
+    category), ``game`` (a game key or DLC category) or ``other``."""
     category = "".join(tokens(product.category or ""))
     if variant.face_value is not None or _is_range(variant):
         return "gift"
@@ -497,10 +510,7 @@ class Overrides:
     def load(cls, path: Path | None) -> Overrides:
         if path is None:
             return cls()
-        try:
-            data = tomllib.loads(path.read_text("utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise MatchingError(f"cannot read the match overrides file {path}: {exc}") from exc
+        data = _read_toml(path, "match overrides file")
         force = data.get("force", {})
         never_table = data.get("never", {})
         if not isinstance(never_table, dict):
@@ -549,6 +559,12 @@ class Matches:
     def merged(self) -> dict[str, list[Offer]]:
         """Canonical variants with offers from more than one supplier product."""
         return {k: v for k, v in self.offers.items() if len({o.product.id for o in v}) > 1}
+
+    @property
+    def near_misses(self) -> list[tuple[Offer, str]]:
+        """Unmatched variants that look like gift cards: the ones an operator may want
+        to merge by hand (an unmatched game key is the common, expected case)."""
+        return [(o, r) for o, r in self.misses if kind_of(o.product, o.variant) == "gift"]
 
 
 def match_catalog(products: Iterable[Product], matcher: Matcher) -> Matches:
