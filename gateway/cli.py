@@ -14,6 +14,7 @@ import click
 
 from gateway.access.commands import keys, resellers
 from gateway.accounts.commands import accounts
+from gateway.catalog.commands import catalog
 from gateway.orders.commands import orders, worker
 from gateway.settings import Settings
 
@@ -207,6 +208,7 @@ main.add_command(keys)
 main.add_command(worker)
 main.add_command(orders)
 main.add_command(accounts)
+main.add_command(catalog)
 
 
 @main.command("config-doc")

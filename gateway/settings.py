@@ -105,6 +105,16 @@ class CatalogSettings(_Section):
     taxonomy_file: Path | None = Field(
         default=None, description="Optional TOML mapping supplier categories to unified ones."
     )
+    brands_file: Path | None = Field(
+        default=None,
+        description="Optional TOML of gift-card product lines and their spellings, adding to "
+        "or replacing lines of the shipped brand table (docs/routing.md).",
+    )
+    match_overrides_file: Path | None = Field(
+        default=None,
+        description="Optional TOML forcing supplier products into a canonical product or "
+        "keeping them apart (docs/routing.md).",
+    )
     markup_percent: str = Field(
         default="0", description="Global markup on supplier cost, percent (a decimal string)."
     )

@@ -2,10 +2,10 @@
 
 ``gateway serve`` reads the settings and builds the gateway once (``bootstrap``: the
 Redis connection and its PING, the suppliers' settings, the price list, the taxonomy,
-the order encryption keys) before it starts the server, and closes it again. What
-fails there is a configuration error, said in one line with what to do about it, and
-the command exits non-zero; without this check the same errors surfaced as a JSON
-traceback from the app's lifespan inside uvicorn.
+the brand table and match overrides, the order encryption keys) before it starts the
+server, and closes it again. What fails there is a configuration error, said in one
+line with what to do about it, and the command exits non-zero; without this check the
+same errors surfaced as a JSON traceback from the app's lifespan inside uvicorn.
 
 The check builds with the same code as the server (one way of doing each thing); it
 only opens and closes connections, and starts no background work.
@@ -17,6 +17,7 @@ import asyncio
 
 from pydantic import ValidationError
 
+from gateway.catalog.matching import MatchingError
 from gateway.catalog.taxonomy import TaxonomyError
 from gateway.observability.logging import redact
 from gateway.orders.crypto import EncryptionKeyError
@@ -74,7 +75,7 @@ def check(settings: Settings) -> None:
             message = f"invalid supplier settings: {settings_errors(cause, within)}"
         else:
             message = str(exc)
-    except (EncryptionKeyError, TaxonomyError) as exc:
+    except (EncryptionKeyError, TaxonomyError, MatchingError) as exc:
         message = str(exc)
     except ValueError as exc:  # a setting the model accepts but a part refuses
         message = f"invalid settings: {exc}"

@@ -11,6 +11,12 @@ Titles are composed from word lists, and some are real-looking ("Cyberpunk 2077 
 Key", "Steam Gift Card 50 EUR") so that search can be exercised on plausible text; the
 first product of every catalog is the document's own example (12 in stock, 1999 cents).
 
+Gift cards that the Vouchers sandbox sells too (``adapters/sandbox_overlap.py``) sit at
+fixed positions (1, 6, 11, ...), one product per face value, titled with the redemption
+country and the card's currency ("Steam Gift Card 50 USD US") and priced in EUR around
+face value, with stock of their own. Their prices and stock come from a random source of
+their own, so every other product is the same as without them.
+
 A small share of products is *inactive* (delisted upstream): they are absent from the
 product list and answer 404 on the detail endpoint, as a product that went away between a
 catalog sync and an order does on the real platform.
@@ -21,6 +27,9 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from adapters.sandbox_overlap import OverlapCard, gaming_goods_offers
 
 #: Namespace of sandbox product ids (uuid5 of ``"<seed>:<index>"`` under it).
 PRODUCT_NAMESPACE = uuid.UUID("6f1d2c1e-4b7a-5d0e-9c3f-2a8b7e6d5c40")
@@ -170,6 +179,16 @@ _SUBSCRIPTION_MONTHS = (1, 3, 6, 12)
 _PRODUCT_TYPES = ("KINGUIN", "KINGUIN", "DIGISELLER", "INTERNAL")
 _DELIVERY_TYPES = ("EXTERNAL", "EXTERNAL", "EXTERNAL", "INTERNAL")
 _IMAGE_BASE = "https://gaming-goods.ru/images/products"
+#: Where the shared gift cards go: position ``OVERLAP_START + n * OVERLAP_STRIDE`` holds
+#: the n-th (a fifth of a catalog at most, so small catalogs keep their variety).
+OVERLAP_START = 1
+OVERLAP_STRIDE = 5
+#: EUR cents one major unit of a card's currency costs, to price foreign cards in EUR.
+_EUR_CENTS_PER_UNIT = {
+    "EUR": Decimal(100), "USD": Decimal(92), "GBP": Decimal(117), "JPY": Decimal("0.62"),
+}  # fmt: skip
+_OVERLAP_STOCK = (1, 3, 8, 15, 30, 50)
+_OTHER_ACTIVATION = "Open the store's Redeem page in your account and enter the code."
 
 
 @dataclass
@@ -238,7 +257,40 @@ def generate_catalog(
     products = [_product(rng, seed, index, inactive_share) for index in range(size)]
     if products:
         _make_document_example(products[0])
+    for n, (_, card, face) in enumerate(gaming_goods_offers()):
+        index = OVERLAP_START + n * OVERLAP_STRIDE
+        if index >= size:
+            break
+        _make_overlap_card(products[index], random.Random(f"overlap:{seed}:{n}"), card, face)
     return products
+
+
+def _make_overlap_card(
+    product: CatalogProduct, rng: random.Random, card: OverlapCard, face: Decimal
+) -> None:
+    """Turn ``product`` (keeping its id and images) into a card both sandboxes sell."""
+    profile = next((b for b in BRANDS if b.name == card.gaming_brand), None)
+    platform = profile.platform if profile else card.voucher_brand
+    margin = Decimal(rng.randrange(-4, 7))  # supply: a little under or over face value
+    price = face * _EUR_CENTS_PER_UNIT[card.currency] * (100 + margin) / 100
+    amount = f"{face} {card.currency}"
+    product.title = f"{card.gaming_title} {amount} {card.label}"
+    product.brand = card.gaming_brand
+    product.category = "Gift Card"
+    product.price = max(99, int(price.to_integral_value(ROUND_HALF_UP)))
+    product.currency = "EUR"
+    product.quantity = rng.choice(_OVERLAP_STOCK)
+    product.short_description = f"Adds {amount} to a {platform} account ({card.label})."
+    product.description = (
+        f"A {amount} prepaid code for {platform}, redeemable on {card.label} accounts only."
+    )
+    product.specifications = (
+        ("platform", platform),
+        ("region", card.label),
+        ("language", "Multi-language"),
+        ("activation", profile.activation if profile else _OTHER_ACTIVATION),
+    )
+    product.active = True
 
 
 def _make_document_example(product: CatalogProduct) -> None:

@@ -9,14 +9,23 @@ them as JSON numbers, as the upstream does.
 
 The currencies are chosen to exercise the money rules: JPY has no minor unit, BHD has
 three decimals, the rest two. Same ``seed`` and ``size`` → the same catalog, the same ids.
+
+Gift cards that the Gaming Goods sandbox sells too (``adapters/sandbox_overlap.py``) are
+placed near the start of the catalog (the first product of their country from position
+1 + 3n for the n-th card) with the shared face values and discounts of their own. Placing
+one swaps two brands of the same country, which leaves every random draw (they depend on
+the country's currency, never on the brand) and every id as without it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
 from dataclasses import dataclass
 from decimal import Decimal
+
+from adapters.sandbox_overlap import OVERLAP_CARDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,6 +218,7 @@ def generate_catalog(size: int = 300, seed: int = 42) -> tuple[CatalogProduct, .
     rng = random.Random(seed)
     combos = [(brand, country) for brand in BRANDS for country in COUNTRIES]
     rng.shuffle(combos)
+    overlap = _place_overlap_cards(combos)
     ids = rng.sample(range(100, 100 + 20 * size + 1000), size)
     products: list[CatalogProduct] = []
     for index in range(size):
@@ -237,4 +247,50 @@ def generate_catalog(size: int = 300, seed: int = 42) -> tuple[CatalogProduct, .
                 else f"Open the claim link and follow the {brand.platform} instructions",
             )
         )
+    for position, number in overlap.items():
+        if position < size:
+            products[position] = dataclasses.replace(
+                products[position], denominations=_overlap_denominations(seed, number)
+            )
     return tuple(products)
+
+
+#: The n-th shared card goes to the first product of its country from 1 + 3n.
+_OVERLAP_START = 1
+_OVERLAP_STRIDE = 3
+
+
+def _place_overlap_cards(combos: list[tuple[Brand, Country]]) -> dict[int, int]:
+    """Move each shared card's (brand, country) to its place, swapping it with the brand
+    found there (same country, so the same currency and the same random draws); returns
+    position -> card number."""
+    placed: dict[int, int] = {}
+    for number, card in enumerate(OVERLAP_CARDS):
+        found = [
+            i
+            for i, (brand, country) in enumerate(combos)
+            if (brand.name, country.alpha3, country.currency)
+            == (card.voucher_brand, card.country, card.currency)
+        ]
+        if len(found) != 1:
+            raise ValueError(f"shared card {card} is not one brand and country of this catalog")
+        wanted = found[0]
+        start = _OVERLAP_START + _OVERLAP_STRIDE * number
+        place = next(
+            i
+            for i in (*range(start, len(combos)), *range(start))
+            if combos[i][1].alpha3 == card.country and i not in placed
+        )
+        combos[place], combos[wanted] = combos[wanted], combos[place]
+        placed[place] = number
+    return placed
+
+
+def _overlap_denominations(seed: int, number: int) -> tuple[Denomination, ...]:
+    """The shared card's face values, each with a discount of this supplier's own (drawn
+    from a source of their own: the catalog's draws stay as they were)."""
+    rng = random.Random(f"overlap:{seed}:{number}")
+    return tuple(
+        Denomination(face, face, rng.choice(_DISCOUNTS))
+        for face in sorted(OVERLAP_CARDS[number].faces)
+    )

@@ -49,6 +49,9 @@ from gateway.catalog.text import fold, tokens
 #: given a digest of the whole, which keeps it unique and stable.
 MAX_ID_LENGTH = 96
 
+#: What a canonical product id may be (the matcher's slugs, and a forced id).
+_CANONICAL_ID = re.compile(rf"[a-z0-9](?:[a-z0-9-]{{0,{MAX_ID_LENGTH - 2}}}[a-z0-9])?")
+
 GIFT_PREFIX = "gift-"
 GAME_PREFIX = "game-"
 RANGE_VARIANT = "range"
@@ -182,7 +185,10 @@ _REGIONS = Phrases(_REGION_WORDS)
 _PLATFORMS = Phrases(_PLATFORM_WORDS)
 _EDITIONS = Phrases(_EDITION_WORDS)
 _SIGNED_AMOUNT = re.compile(r"([$€£¥])\s?(\d+(?:[.,]\d{1,3})?)(?![\w.,])")
+#: "50€", "20 £": the sign after the amount, as many European names write it.
+_AMOUNT_SIGNED = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d{1,3})?)\s?([$€£¥])")
 _PLAIN_AMOUNT = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d{1,3})?)(?![\w.,])")
+_SIGN = re.compile(r"[$€£¥]")
 
 
 def _joined(words: Iterable[str]) -> str:
@@ -261,11 +267,7 @@ class BrandTable:
         shipped = resources.files("gateway.catalog").joinpath("brands.toml").read_text("utf-8")
         lines = dict(_lines_of(tomllib.loads(shipped), "the shipped brands.toml"))
         if extra is not None:
-            try:
-                data = tomllib.loads(extra.read_text("utf-8"))
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                raise MatchingError(f"cannot read the brands file {extra}: {exc}") from exc
-            lines.update(_lines_of(data, str(extra)))
+            lines.update(_lines_of(_read_toml(extra, "brands file"), str(extra)))
         return cls(lines)
 
     def find(self, words: list[str]) -> tuple[str, int, int] | None:
@@ -279,6 +281,15 @@ class BrandTable:
             if other != line and (other_end <= start or other_start >= end):
                 return None  # a second, different line elsewhere in the name: ambiguous
         return line, start, end
+
+
+def _read_toml(path: Path, what: str) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise MatchingError(f"the {what} {path} does not exist") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise MatchingError(f"cannot read the {what} {path}: {exc}") from exc
 
 
 def _lines_of(data: Mapping[str, object], where: str) -> Iterable[tuple[str, list[str]]]:
@@ -301,11 +312,17 @@ class Matcher:
         self.brands = brands
         self.overrides = overrides or Overrides()
 
+    @classmethod
+    def from_files(cls, brands_file: Path | None, overrides_file: Path | None) -> Matcher:
+        """The shipped brand table with the operator's files (``catalog.brands_file``,
+        ``catalog.match_overrides_file``); ``MatchingError`` when one cannot be used."""
+        return cls(BrandTable.load(brands_file), Overrides.load(overrides_file))
+
     def verdict(self, product: Product, variant: Variant) -> Verdict:
         if product.id in self.overrides.never:
             return Miss("kept apart by the overrides file")
         forced = self.overrides.force.get(product.id)
-        kind = _kind(product, variant)
+        kind = kind_of(product, variant)
         if forced is not None:
             key = _variant_key(variant, product.name) if kind == "gift" else STANDARD_VARIANT
             return MatchKey(forced, key, (("forced", "yes"),))
@@ -361,7 +378,9 @@ class Matcher:
         return MatchKey(product_id, variant_key, facts)
 
 
-def _kind(product: Product, variant: Variant) -> str:
+def kind_of(product: Product, variant: Variant) -> str:
+    """Which rule a variant falls under: ``gift`` (a face value, a range, or a gift-card
+    category), ``game`` (a game key or DLC category) or ``other``."""
     category = "".join(tokens(product.category or ""))
     if variant.face_value is not None or _is_range(variant):
         return "gift"
@@ -397,17 +416,24 @@ def _variant_key(variant: Variant, name: str) -> str:
 
 
 def _amounts(name: str) -> tuple[list[str], set[str], list[str]]:
-    """Face values and currencies written in a name (``$50``, ``50 USD``, ``2.5 BHD``),
-    and the name's other words. Amounts are read from the text, not from tokens, because
-    the tokenizer splits "2.5" in two."""
+    """Face values and currencies written in a name (``$50``, ``50€``, ``50 USD``,
+    ``2.5 BHD``), and the name's other words. Amounts are read from the text, not from
+    tokens, because the tokenizer splits "2.5" in two; they are kept as written ("1,000")
+    because only the currency says what the separator means (:func:`_minor`). A currency
+    sign anywhere counts as a stated currency, so "Card 50 € DE" cannot pass for USD."""
     text = fold(name).replace("&", " and ")
     faces: list[str] = []
     currencies: set[str] = set()
     for sign, amount in _SIGNED_AMOUNT.findall(text):
-        faces.append(amount.replace(",", "."))
+        faces.append(amount)
         currencies.add(_CURRENCY_SIGNS[sign])
     text = _SIGNED_AMOUNT.sub(" ", text)
-    faces.extend(a.replace(",", ".") for a in _PLAIN_AMOUNT.findall(text))
+    for amount, sign in _AMOUNT_SIGNED.findall(text):
+        faces.append(amount)
+        currencies.add(_CURRENCY_SIGNS[sign])
+    text = _AMOUNT_SIGNED.sub(" ", text)
+    currencies.update(_CURRENCY_SIGNS[sign] for sign in _SIGN.findall(text))
+    faces.extend(_PLAIN_AMOUNT.findall(text))
     text = _PLAIN_AMOUNT.sub(" ", text)
     words: list[str] = []
     for word in tokens(text):
@@ -419,6 +445,18 @@ def _amounts(name: str) -> tuple[list[str], set[str], list[str]]:
 
 
 def _minor(amount: str, currency: str) -> int | None:
+    """``amount`` as written in a name, in minor units of ``currency``; None when it is
+    not an exact positive amount.
+
+    A separator followed by exactly three digits groups thousands ("$1,000", "1.000 JPY",
+    "10.000 EUR") - read as a decimal point it would make a 1000 card a 1 card - except a
+    point in a three-decimal currency ("2.500 BHD" is 2.5 BHD). Otherwise a comma is a
+    decimal point ("2,50 EUR")."""
+    parts = re.split(r"([.,])", amount)  # [head] or [head, separator, tail]
+    if len(parts) == 3:
+        head, sep, tail = parts
+        grouped = len(tail) == 3 and not (sep == "." and currency_exponent(currency) == 3)
+        amount = head + tail if grouped else f"{head}.{tail}"
     try:
         value = to_minor_units(amount, currency)
     except (ValueError, ArithmeticError):
@@ -472,16 +510,23 @@ class Overrides:
     def load(cls, path: Path | None) -> Overrides:
         if path is None:
             return cls()
-        try:
-            data = tomllib.loads(path.read_text("utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise MatchingError(f"cannot read the match overrides file {path}: {exc}") from exc
+        data = _read_toml(path, "match overrides file")
         force = data.get("force", {})
-        never = data.get("never", {}).get("products", [])
+        never_table = data.get("never", {})
+        if not isinstance(never_table, dict):
+            raise MatchingError(f"{path}: [never] is a table with a products list")
+        never = never_table.get("products", [])
         if not isinstance(force, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) and v for k, v in force.items()
+            isinstance(k, str) and isinstance(v, str) for k, v in force.items()
         ):
             raise MatchingError(f"{path}: [force] maps supplier product ids to canonical ids")
+        bad = sorted(v for v in force.values() if not _CANONICAL_ID.fullmatch(v))
+        if bad:
+            # a forced id becomes a product id in URLs and the "<product>:<variant>" ids
+            raise MatchingError(
+                f"{path}: canonical ids are lowercase letters, digits and '-', at most "
+                f"{MAX_ID_LENGTH} characters: {bad}"
+            )
         if not isinstance(never, list) or not all(isinstance(p, str) for p in never):
             raise MatchingError(f"{path}: [never] products must be a list of product ids")
         both = set(force) & set(never)
@@ -514,6 +559,12 @@ class Matches:
     def merged(self) -> dict[str, list[Offer]]:
         """Canonical variants with offers from more than one supplier product."""
         return {k: v for k, v in self.offers.items() if len({o.product.id for o in v}) > 1}
+
+    @property
+    def near_misses(self) -> list[tuple[Offer, str]]:
+        """Unmatched variants that look like gift cards: the ones an operator may want
+        to merge by hand (an unmatched game key is the common, expected case)."""
+        return [(o, r) for o, r in self.misses if kind_of(o.product, o.variant) == "gift"]
 
 
 def match_catalog(products: Iterable[Product], matcher: Matcher) -> Matches:

@@ -37,6 +37,7 @@ from adapters.models import Product
 from gateway.catalog import metrics
 from gateway.catalog.detail import DetailCache
 from gateway.catalog.index import CatalogIndex
+from gateway.catalog.matching import Matcher
 from gateway.catalog.pacing import paced_build, trim_heap
 from gateway.catalog.pages import PageCache
 from gateway.catalog.snapshot import LoadedSnapshot, SnapshotMissing, SnapshotStore
@@ -117,6 +118,7 @@ class CatalogService:
         settings: CatalogSettings,
         prices: PriceList | None = None,
         taxonomy: Taxonomy | None = None,
+        matcher: Matcher | None = None,
         sync_enabled: bool = True,
         watch_enabled: bool = True,
         clock: Callable[[], float] = time.time,
@@ -128,6 +130,13 @@ class CatalogService:
         self.prices = prices if prices is not None else price_list(settings)
         self.taxonomy = (
             taxonomy if taxonomy is not None else Taxonomy.from_file(settings.taxonomy_file)
+        )
+        # Loaded here so that a bad brands or overrides file stops the start-up, like a
+        # bad taxonomy file; `gateway catalog matches` reviews what it merges.
+        self.matcher = (
+            matcher
+            if matcher is not None
+            else Matcher.from_files(settings.brands_file, settings.match_overrides_file)
         )
         self.sync_enabled = sync_enabled
         self.watch_enabled = watch_enabled

@@ -109,6 +109,13 @@ GIFT_TABLE = [
     ("Google Play 10 USD US", None, "EUR", None, "gift-google-play-usa-usd:fv1000"),  # EUR price
     ("Apple Gift Card JP", 300000, "JPY", "JPN", "gift-apple-gift-card-jpn-jpy:fv300000"),
     ("Unknown Brand Card US", 1000, "USD", "USA", None),
+    # a separator before three digits groups thousands: a $1,000 card is not a $1 card
+    ("Visa Prepaid Card $1,000 US", None, "USD", None, "gift-visa-prepaid-usa-usd:fv100000"),
+    ("Nintendo eShop Card 1.000 JPY JP", None, "JPY", None, "gift-nintendo-eshop-jpn-jpy:fv1000"),
+    ("PSN Card 2.500 BHD Bahrain", None, "BHD", None, "gift-playstation-store-bhr-bhd:fv2500"),
+    ("Steam Gift Card 2,50 EUR DE", None, "EUR", None, "gift-steam-wallet-deu-eur:fv250"),
+    ("Steam Gift Card 50€ DE", None, "EUR", None, "gift-steam-wallet-deu-eur:fv5000"),
+    ("Steam Gift Card 50€ DE", 5000, "USD", "DEU", None),  # the name says EUR, not USD
     ("Steam and Xbox bundle US", 1000, "USD", "USA", None),  # two lines: ambiguous
 ]
 
@@ -360,6 +367,10 @@ def test_overrides_force_and_forbid(tmp_path: Path) -> None:
         "[never]\nproducts = 'vouchers:1'\n",
         "[force]\n'a' = 'b'\n[never]\nproducts = ['a']\n",
         "not toml at all [",
+        "never = ['vouchers:1']\n",
+        "[force]\n'a' = 'Gift Steam'\n",
+        "[force]\n'a' = 'gift-steam:fv5000'\n",
+        "[force]\n'a' = ''\n",
     ],
 )
 def test_a_bad_overrides_file_is_refused_with_the_reason(tmp_path: Path, text: str) -> None:
