@@ -1,9 +1,12 @@
 """Fixtures of the order tests: sandboxes (one pair per session: starting them is the
-slow part), the products they sell, and in-process gateways on the test's Redis prefix."""
+slow part), the products they sell, in-process gateways on the test's Redis prefix, and
+for the multi-process tests (durability, accounts) a module's prefix, its two gateway
+processes and a Redis client, over the ``module_settings`` each such module defines."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,10 +16,12 @@ import pytest
 import redis.asyncio as aioredis
 from orders_harness import (
     Picks,
+    Process,
     Sandboxes,
     load_products,
     make_settings,
     pick,
+    start_gateway,
     start_sandboxes,
     static_catalog,
 )
@@ -106,3 +111,46 @@ async def make_instance(
         async with asyncio.timeout(30):  # a stuck shutdown fails here, naming the step
             await lifespan.__aexit__(None, None, None)
             await gateway.aclose()
+
+
+# ------------------------------------------------ multi-process modules (module_settings)
+
+
+@pytest.fixture(scope="module")
+def module_prefix(redis_url: str) -> Iterator[str]:
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    import redis as sync_redis
+
+    client = sync_redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def gateways(
+    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[Process]]:
+    """Two gateway processes over the module's ``module_settings``."""
+    logs = tmp_path_factory.mktemp("gateways")
+
+    async def start() -> list[Process]:
+        return list(
+            await asyncio.gather(
+                start_gateway(module_settings, logs / "gateway-a.log"),
+                start_gateway(module_settings, logs / "gateway-b.log"),
+            )
+        )
+
+    processes = asyncio.run(start())
+    yield processes
+    for process in processes:
+        process.terminate()
+
+
+@pytest.fixture
+async def module_redis(module_settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(module_settings.redis_url or "")
+    yield client
+    await client.aclose()

@@ -15,7 +15,6 @@ import asyncio
 import random
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -27,7 +26,6 @@ from orders_harness import (
     Sandboxes,
     make_settings,
     order_settings,
-    start_gateway,
     start_worker,
     supplier_settings,
     wait_until,
@@ -41,61 +39,20 @@ from gateway.orders.models import PartState, StoredOrder
 from gateway.redis_keys import RedisKeys
 from gateway.settings import AccountSettings, Settings
 from tests.support.keys import issue_key_in
-from tests.support.settings import REDIS_URL
 
 
 @pytest.fixture(scope="module")
-def module_prefix() -> Iterator[str]:
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    import redis as sync_redis
-
-    client = sync_redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        client.delete(key)
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def module_settings(sandboxes: Sandboxes, module_prefix: str) -> Settings:
+def module_settings(sandboxes: Sandboxes, module_prefix: str, redis_url: str) -> Settings:
     suppliers = supplier_settings(sandboxes, timeouts={"connect": 1.0, "read": 1.0, "total": 1.5})
     orders = order_settings(review_reconcile_seconds=0.5, inline_workers=False)
     return make_settings(
-        REDIS_URL,
+        redis_url,
         module_prefix,
         sandboxes,
         suppliers=suppliers,
         orders=orders,
         accounts=AccountSettings(enforce=True),
     )
-
-
-@pytest.fixture(scope="module")
-def gateways(
-    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[Process]]:
-    """Two gateway processes taking orders; order work runs in ``gateway worker``s."""
-    logs = tmp_path_factory.mktemp("account-gateways")
-
-    async def start() -> list[Process]:
-        return list(
-            await asyncio.gather(
-                start_gateway(module_settings, logs / "gateway-a.log"),
-                start_gateway(module_settings, logs / "gateway-b.log"),
-            )
-        )
-
-    processes = asyncio.run(start())
-    yield processes
-    for process in processes:
-        process.terminate()
-
-
-@pytest.fixture
-async def module_redis(module_settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(module_settings.redis_url or "")
-    yield client
-    await client.aclose()
 
 
 async def quote(client: httpx.AsyncClient, caller: TestCaller, body: Any) -> tuple[int, str]:

@@ -7,7 +7,6 @@ import asyncio
 import random
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,6 @@ from orders_harness import (
     Sandboxes,
     make_settings,
     order_settings,
-    start_gateway,
     start_worker,
     supplier_settings,
     wait_until,
@@ -34,51 +32,12 @@ from tests.support.keys import issue_key_in
 
 
 @pytest.fixture(scope="module")
-def module_prefix(redis_url: str) -> Iterator[str]:
-    prefix = f"test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    import redis as sync_redis
-
-    client = sync_redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        client.delete(key)
-    client.close()
-
-
-@pytest.fixture(scope="module")
 def module_settings(sandboxes: Sandboxes, module_prefix: str, redis_url: str) -> Settings:
     suppliers = supplier_settings(sandboxes, timeouts={"connect": 1.0, "read": 1.0, "total": 1.5})
     # The Gaming Goods sandbox honours Idempotency-Key (as the platform's v1 API does).
     suppliers["gaming_goods"]["idempotency_key_honoured"] = True
     orders = order_settings(review_reconcile_seconds=0.5)
     return make_settings(redis_url, module_prefix, sandboxes, suppliers=suppliers, orders=orders)
-
-
-@pytest.fixture(scope="module")
-def gateways(
-    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[list[Process]]:
-    logs = tmp_path_factory.mktemp("gateways")
-
-    async def start() -> list[Process]:
-        return list(
-            await asyncio.gather(
-                start_gateway(module_settings, logs / "gateway-a.log"),
-                start_gateway(module_settings, logs / "gateway-b.log"),
-            )
-        )
-
-    processes = asyncio.run(start())
-    yield processes
-    for process in processes:
-        process.terminate()
-
-
-@pytest.fixture
-async def module_redis(module_settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(module_settings.redis_url or "")
-    yield client
-    await client.aclose()
 
 
 async def load(redis: Any, prefix: str, order_id: str) -> StoredOrder:
