@@ -15,21 +15,14 @@ from gateway.accounts.schemas import AccountsEnvelope, StatementEnvelope, Statem
 from gateway.accounts.service import AccountsService
 from gateway.accounts.views import entries_csv, entry_json, parse_time, to_ms
 from gateway.api.errors import ApiError
+from gateway.api.guard import caller
 from gateway.api.spec import operation, parse_query
 from gateway.bootstrap import Gateway
-from gateway.orders.ports import reseller_of
 
 
 def _service(request: Request) -> AccountsService:
     gateway: Gateway = request.app.state.gateway
     return gateway.services.accounts
-
-
-def _reseller_id(request: Request) -> str:
-    reseller = reseller_of(request.state)
-    if reseller is None:  # the access guard always sets it; defensive for custom apps
-        raise ApiError(401, "authentication_required", "an API key is required")
-    return reseller.id
 
 
 @operation(
@@ -43,7 +36,7 @@ def _reseller_id(request: Request) -> str:
     "currency exceeds what is available there is refused with 402 `insufficient_funds`.",
 )
 async def get_account(request: Request) -> Response:
-    overview = await _service(request).overview(_reseller_id(request))
+    overview = await _service(request).overview(caller(request).id)
     return JSONResponse({"data": overview})
 
 
@@ -70,7 +63,7 @@ async def get_statement(request: Request) -> Response:
     if start is not None and end is not None and start >= end:
         raise ApiError(400, "invalid_parameter", "`from` must be before `to`")
     entries, more = await _service(request).statement(
-        _reseller_id(request), query.currency, start, end, query.page, query.page_size
+        caller(request).id, query.currency, start, end, query.page, query.page_size
     )
     if "text/csv" in request.headers.get("accept", ""):
         return Response(entries_csv(entries), media_type="text/csv; charset=utf-8")

@@ -35,6 +35,7 @@ from gateway.access.service import Access
 from gateway.api.middleware import add_response_headers
 from gateway.api.ratelimit_headers import quota_headers
 from gateway.errors import Forbidden, Unauthenticated
+from gateway.orders.ports import ResellerLike, reseller_of
 
 PROTECTED_PREFIX = "/v1"
 
@@ -113,3 +114,13 @@ def _protect_route(route: Route, full_path: str) -> Route:
     guarded = copy.copy(route)
     guarded.app = AccessGuard(route.endpoint, scope)
     return guarded
+
+
+def caller(request: Request) -> ResellerLike:
+    """The reseller whose key the guard admitted for this request. Routes the guard does
+    not protect have none: asking there is a wiring mistake, answered 401, never served
+    as somebody's data."""
+    reseller = reseller_of(request.state)
+    if reseller is None:
+        raise Unauthenticated("authentication_required", "an API key is required")
+    return reseller

@@ -12,11 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gateway.api.errors import ApiError
+from gateway.api.guard import caller
 from gateway.api.spec import operation, parse_body, parse_query
 from gateway.bootstrap import Gateway
 from gateway.orders.idempotency import parse_key
-from gateway.orders.ports import ResellerLike, reseller_of
 from gateway.orders.prefer import WaitPreference, parse_prefer
 from gateway.orders.schemas import (
     CreateOrderRequest,
@@ -37,13 +36,6 @@ _PREFERENCE_APPLIED = "The preference honoured, e.g. `wait=5` (present when Pref
 def _service(request: Request) -> OrdersService:
     gateway: Gateway = request.app.state.gateway
     return gateway.services.orders
-
-
-def _reseller(request: Request) -> ResellerLike:
-    reseller = reseller_of(request.state)
-    if reseller is None:  # the access guard always sets it; defensive for custom apps
-        raise ApiError(401, "authentication_required", "an API key is required")
-    return reseller
 
 
 def _wait(request: Request, service: OrdersService) -> WaitPreference:
@@ -98,7 +90,7 @@ def _applied(headers: dict[str, str], preference: WaitPreference) -> dict[str, s
 )
 async def create_order(request: Request) -> Response:
     service = _service(request)
-    reseller = _reseller(request)
+    reseller = caller(request)
     key = parse_key(request.headers.get("idempotency-key"))
     body = await parse_body(request, CreateOrderRequest)
     preference = _wait(request, service)
@@ -127,7 +119,7 @@ async def create_order(request: Request) -> Response:
 )
 async def get_order(request: Request) -> Response:
     service = _service(request)
-    reseller = _reseller(request)
+    reseller = caller(request)
     preference = _wait(request, service)
     order = await service.get(reseller.id, request.path_params["order_id"], preference.seconds)
     return JSONResponse(
@@ -148,7 +140,7 @@ async def get_order(request: Request) -> Response:
 )
 async def list_orders(request: Request) -> Response:
     service = _service(request)
-    reseller = _reseller(request)
+    reseller = caller(request)
     query = parse_query(request, ListOrdersQuery)
     total, orders = await service.list(reseller.id, query.status, query.page, query.page_size)
     return JSONResponse(
