@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -38,6 +36,7 @@ from gateway.app import create_app
 from gateway.redis_keys import RedisKeys
 from gateway.settings import AccessSettings, OrderSettings, Settings
 from tests.ops.conftest import ROOT, free_port, gateway_env
+from tests.support.processes import stop
 
 KEY_LINE = re.compile(r"^demo API key\s+(\S+)")
 
@@ -74,12 +73,7 @@ def gateway_serve(redis_url: str, prefix: str, *args: str) -> Iterator[list[str]
         lines.append(f"url http://127.0.0.1:{port}\n")
         yield lines
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 def printed_key(lines: list[str]) -> str | None:

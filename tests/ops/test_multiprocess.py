@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +15,7 @@ from gateway.observability import metrics
 from tests.ops.conftest import ROOT, gateway_env
 from tests.ops.support import samples, value
 from tests.support.net import free_port
+from tests.support.processes import stop, wait_until_healthy
 
 WRITER = r"""
 import asyncio, sys
@@ -117,21 +116,6 @@ def test_prepare_multiprocess_creates_or_empties_the_directory(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
 
 
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read().decode() if proc.stdout else ""
-            pytest.fail(f"gateway serve exited with {proc.returncode}:\n{out[-3000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("gateway serve did not answer /healthz in time")
-
-
 def test_gateway_serve_with_two_workers_reports_the_same_totals_from_each(
     redis_url: str, key_prefix: str, redis
 ) -> None:
@@ -153,7 +137,7 @@ def test_gateway_serve_with_two_workers_reports_the_same_totals_from_each(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, proc)
+        wait_until_healthy(url, proc)
         before, sent = _healthz_count(url), 0
         # A new connection each time: the kernel spreads them over the two workers.
         while len(_serving_pids(proc.pid)) < 2 and sent < 400:
@@ -164,12 +148,7 @@ def test_gateway_serve_with_two_workers_reports_the_same_totals_from_each(
         counts = [_healthz_count(url) for _ in range(8)]
         assert counts == [before + sent] * 8, counts
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
     assert proc.returncode == 0, proc.stdout.read().decode()[-3000:] if proc.stdout else ""
 
 

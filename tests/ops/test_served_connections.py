@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -31,8 +29,10 @@ from gateway.api.server import uvicorn_options
 from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
 from tests.conftest import REDIS_URL
-from tests.ops.conftest import ROOT, free_port, gateway_env
+from tests.ops.conftest import ROOT, gateway_env
 from tests.ops.test_deploy import DEPLOY, by_kind, compose
+from tests.support.net import free_port
+from tests.support.processes import stop, wait_until_healthy
 
 HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
@@ -76,25 +76,10 @@ def gateway_serve(prefix: str, *args: str, **env: str) -> Iterator[Served]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"gateway serve exited with {proc.returncode}:\n{out[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail("gateway serve did not answer /healthz in time")
-            time.sleep(0.1)
+        wait_until_healthy(url, proc)
         yield Served(url, port, prefix)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture(scope="module")
