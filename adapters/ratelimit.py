@@ -22,13 +22,16 @@ slot queued further would sit ahead of later orders): orders keep ``reserve - 1`
 they can take at once however many reads arrive. A detail read takes such a slot or is
 refused at once (the caller serves a cached copy or answers 503); a sync waits, without
 holding a slot, until one is free. One caller's detail reads are also bounded to a share
-of the rate (a second, per-caller key).
+of the rate (a second, per-caller key, with the bucket's burst scaled but at least 2, as
+one read may take several calls); a call may wait for that share's next slot, never
+queue beyond it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -171,28 +174,39 @@ class RedisRateLimiter:
         # orders keep ``reserve - 1`` slots they can take at once even under a flood.
         horizon = rate.period_seconds / rate.limit if admission.reserve >= 2 else 0.0
         if admission.priority is Priority.DETAIL:
+            own_wait = 0.0
             if admission.caller is not None and admission.caller_share < 1:
+                # The caller's own bucket keeps the bucket's burst (scaled, at least 2):
+                # one detail read may take several calls (a voucher's product and its
+                # stock), and a burst of 1 refused the second call of every read.
                 share = RateLimit(
                     limit=max(1, int(rate.limit * admission.caller_share)),
                     period_seconds=rate.period_seconds,
+                    burst=max(2, math.ceil(rate.burst * admission.caller_share)),
                 )
                 mine = await self.decide(
-                    f"{key}:caller:{admission.caller}", share, mode="reserve", max_wait=horizon
+                    f"{key}:caller:{admission.caller}",
+                    share,
+                    mode="reserve",
+                    max_wait=share.period_seconds / share.limit,  # its own next slot
                 )
                 if not mine.allowed:
                     raise SlotRefused(
                         "this caller's share of the supplier's rate is spent",
                         wait_seconds=mine.wait_seconds,
                     )
+                own_wait = mine.wait_seconds
             decision = await self.decide(key, rate, mode="reserve", max_wait=horizon)
             if not decision.allowed:
                 raise SlotRefused(
                     "the free part of the supplier's rate is spent; the rest is kept for orders",
                     wait_seconds=decision.wait_seconds,
                 )
-            if decision.wait_seconds > 0:
-                await asyncio.sleep(decision.wait_seconds)
-            return decision.wait_seconds
+            # Both slots are taken: the call goes when the later of the two comes.
+            wait = max(own_wait, decision.wait_seconds)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            return wait
         waited = 0.0
         while True:
             decision = await self.decide(key, rate, mode="reserve", max_wait=horizon)

@@ -131,3 +131,42 @@ async def test_a_detail_flood_by_one_reseller_leaves_another_resellers_order_on_
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_detail_read_of_several_calls_is_served_and_so_is_the_next(
+    redis: Any, key_prefix: str, http: httpx.AsyncClient
+) -> None:
+    """A voucher product's detail takes two upstream calls (the product, its stock): the
+    caller's share must admit a whole read, and the same reseller's next read a moment
+    later (found in the demo: every voucher detail answered 503 supplier_busy)."""
+    from catalog_support import VO
+
+    from adapters.vouchers import VouchersAdapter
+    from adapters.vouchers.settings import VouchersSettings
+
+    box = start_sandbox(VO, seed=3, catalog_size=20)
+    try:
+        documented = {
+            bucket: rate.model_dump() for bucket, rate in VouchersAdapter.rate_limits.items()
+        }  # the limits the product ships with, not the suite's unlimited ones
+        adapter = VouchersAdapter(
+            VouchersSettings.model_validate(adapter_values(VO, box.url, rate_limits=documented)),
+            http=http,
+            redis=redis,
+            key_prefix=key_prefix,
+        )
+        products = [p async for page in adapter.iter_catalog() for p in page.products]
+        details = DetailCache(
+            redis,
+            RedisKeys(key_prefix),
+            {VO: adapter},
+            ttl_seconds=600,
+            memory_ttl_seconds=600,
+            memory_size=1000,
+        )
+        for product in products[:3]:  # distinct products: nothing is served from cache
+            result = await details.get(product, caller="rs_one")
+            assert result.detail.id == product.id
+            assert not result.stale
+    finally:
+        box.server.stop()
