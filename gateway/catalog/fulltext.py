@@ -40,7 +40,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 
 from gateway.catalog.bitmaps import Bitmap, Postings, union
-from gateway.catalog.pacing import sorted_order
+from gateway.catalog.pacing import checkpoint, sorted_order
 from gateway.catalog.text import TYPO_MAX_LENGTH, TYPO_MIN_LENGTH, deletes, within_one_edit
 
 EXACT_NAME, EXACT_OTHER, PREFIX_NAME, PREFIX_OTHER, TYPO_NAME, TYPO_OTHER = 6, 5, 4, 3, 2, 1
@@ -111,6 +111,8 @@ class TextIndex:
         dense_cost = n_docs // 16384 + 1
         cum = [0]
         for tid in range(len(vocab)):
+            if not tid & 255:
+                checkpoint()
             cost = cum[-1]
             for postings in (name, other):
                 size = postings.size(tid)
@@ -120,6 +122,8 @@ class TextIndex:
         ranges: dict[str, tuple[int, int]] = {}
         previous = ""
         for tid, token in enumerate(vocab):
+            if not tid & 255:
+                checkpoint()
             shared = 0
             limit = min(len(previous), len(token))
             while shared < limit and previous[shared] == token[shared]:
@@ -134,6 +138,7 @@ class TextIndex:
         # Longest first, so a prefix reuses the unions of its heavy children.
         unions: dict[str, tuple[Bitmap, Bitmap]] = {}
         for prefix in sorted(ranges, key=len, reverse=True):
+            checkpoint()
             lo, hi = ranges[prefix]
             child_len = len(prefix) + 1
             name_bits = other_bits = 0
@@ -163,6 +168,8 @@ class TextIndex:
         hashes = array("q")
         tids = array("i")
         for tid, token in enumerate(self.vocab):
+            if not tid & 63:
+                checkpoint()
             if TYPO_MIN_LENGTH - 1 <= len(token) <= TYPO_MAX_LENGTH + 1:
                 for key in set(deletes(token)):
                     hashes.append(hash(key))

@@ -34,6 +34,7 @@ from gateway.catalog import records as rec
 from gateway.catalog.bitmaps import Bitmap, from_ids, membership, positions, select
 from gateway.catalog.fields import Field
 from gateway.catalog.fulltext import TextIndex, TextIndexBuilder
+from gateway.catalog.pacing import checkpoint
 from gateway.catalog.price_order import UNPRICED, PriceOrder
 from gateway.catalog.records import apply_rule
 from gateway.catalog.staging import Staged, Taxonomy, same_category, stage
@@ -180,6 +181,8 @@ class CatalogIndex:
         self._list_price = array("q", self._cost)
         priced: dict[tuple[int, int], int] = {}  # (rule, cost) -> price, for this build
         for d, cost in enumerate(self._cost):
+            if not d & 255:
+                checkpoint()
             if cost != UNPRICED:
                 rule = prices.rule_for(supplier.label_of(d) or "", category.label_of(d))
                 key = (id(rule), cost)
@@ -202,6 +205,8 @@ class CatalogIndex:
 
         brand = fields["brand"]
         for d, r in enumerate(staged.records):
+            if not d & 31:
+                checkpoint()
             other = [
                 *cached(brand.label_of(d)),
                 *cached(category.label_of(d)),

@@ -18,7 +18,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 from gateway.catalog.bitmaps import Bitmap, RankSlices, from_ids
-from gateway.catalog.pacing import paced_sorted
+from gateway.catalog.pacing import checkpoint, paced_sorted
 from gateway.catalog.records import apply_rule
 from gateway.pricing import MarkupRule
 
@@ -70,6 +70,8 @@ class PriceOrder:
         by_currency: dict[str, list[tuple[int, int]]] = {}
         unpriced: list[int] = []
         for d in range(n):
+            if not d & 1023:
+                checkpoint()
             v = values[d]
             if v == UNPRICED:
                 unpriced.append(d)
@@ -145,5 +147,7 @@ def _most_cost_priced_at_most(rule: MarkupRule, price: int, max_cost: int) -> in
 def _inverse(perm: array[int]) -> array[int]:
     inverse = array("i", bytes(4 * len(perm)))
     for rank, d in enumerate(perm):
+        if not rank & 1023:
+            checkpoint()
         inverse[d] = rank
     return inverse

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.models import Product
-from gateway.catalog.pacing import sorted_order
+from gateway.catalog.pacing import checkpoint, sorted_order
 from gateway.catalog.records import Compactor, Record
 from gateway.catalog.text import fold
 
@@ -44,8 +44,18 @@ class Staged:
         return tuple(getattr(self, name) for name in _COLUMNS)
 
     def permuted(self, order: list[int]) -> Staged:
-        return Staged(*([column[i] for i in order] for column in self.columns()))
+        return Staged(*(_permuted(column, order) for column in self.columns()))
 
+
+def _permuted(column: list[Any], order: list[int]) -> list[Any]:
+    out: list[Any] = []
+    for start in range(0, len(order), _SLICE):
+        out.extend([column[i] for i in order[start : start + _SLICE]])
+        checkpoint()
+    return out
+
+
+_SLICE = 2048  # items copied between two checkpoints
 
 _COLUMNS = (
     "records",
@@ -70,6 +80,7 @@ def stage(products: Iterable[Product], taxonomy: Taxonomy) -> Staged:
     position: dict[str, int] = {}
     mapped: dict[tuple[str, str | None], str | None] = {}
     for product in products:
+        checkpoint()
         record, cost = compactor.record(product)
         pair = (product.supplier, product.category)
         unified = mapped.get(pair, _UNSET)
