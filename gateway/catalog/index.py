@@ -23,6 +23,7 @@ with the bounds mapped through the rule, which gives exactly the brute-force res
 from __future__ import annotations
 
 import heapq
+import marshal
 import math
 from array import array
 from collections.abc import Iterable, Sequence
@@ -125,6 +126,7 @@ class CatalogIndex:
         "_doc_of",
         "_facet_cost",
         "_fields",
+        "_ids",
         "_in_stock",
         "_list_order",
         "_list_price",
@@ -160,8 +162,9 @@ class CatalogIndex:
         self._tuning = tuning
         self._prices = prices
         self._records = staged.records
+        self._ids: list[str] = [pid for _, pid in staged.sort_keys]
         self._all: Bitmap = (1 << n) - 1
-        self._doc_of = {r[rec.R_ID]: d for d, r in enumerate(staged.records)}
+        self._doc_of = {pid: d for d, pid in enumerate(self._ids)}
         dense_min = tuning.dense_threshold(n)
         fields = {
             "category": Field("category", staged.categories, merge=True, dense_min=dense_min),
@@ -172,7 +175,7 @@ class CatalogIndex:
         }
         self._fields = fields
         self._facet_cost = {name: fields[name].scan_cost(n) for name in FACETS}
-        self._in_stock = from_ids(d for d, r in enumerate(staged.records) if rec.in_stock(r))
+        self._in_stock = from_ids(d for d, stocked in enumerate(staged.in_stock) if stocked)
         self._out_of_stock = self._all ^ self._in_stock
 
         category, supplier = fields["category"], fields["supplier"]
@@ -204,9 +207,10 @@ class CatalogIndex:
             return found
 
         brand = fields["brand"]
-        for d, r in enumerate(staged.records):
+        for d in range(n):
             if not d & 31:
                 checkpoint()
+            r = self._record(d)
             other = [
                 *cached(brand.label_of(d)),
                 *cached(category.label_of(d)),
@@ -221,9 +225,9 @@ class CatalogIndex:
     def __len__(self) -> int:
         return self._n
 
-    def records_list(self) -> list[rec.Record]:
-        """The products' records: most of the index's memory, and of the time freeing
-        it takes (~0.1 s of deallocation at 100k, in one go). The service keeps this list
+    def records_list(self) -> list[bytes]:
+        """The products' records (marshalled): most of the index's memory, and of the time
+        freeing it takes. The service keeps this list
         when it swaps the index out, and frees it in slices once nothing else holds the
         old index (``CatalogService``). Read-only for everyone else."""
         return self._records
@@ -234,7 +238,7 @@ class CatalogIndex:
         d = self._doc_of.get(product_id)
         if d is None:
             return None
-        return rec.to_product(self._records[d], **self._labels(d))
+        return rec.to_product(self._record(d), **self._labels(d))
 
     def summaries(
         self, ids: Sequence[str], reseller_rule: MarkupRule | None = None
@@ -254,8 +258,12 @@ class CatalogIndex:
             else:
                 rule = reseller_rule
                 price = None if cost == UNPRICED else apply_rule(rule, cost)
-            out.append(rec.summary(self._records[d], price=price, rule=rule, **labels))
+            out.append(rec.summary(self._record(d), price=price, rule=rule, **labels))
         return out
+
+    def _record(self, d: int) -> rec.Record:
+        record: rec.Record = marshal.loads(self._records[d])
+        return record
 
     def categories(self) -> list[tuple[str, int]]:
         """Unified category labels with their product counts, in label order."""
@@ -301,7 +309,7 @@ class CatalogIndex:
         matched = self._all if everything else _union(groups)
         total = self._n if everything else matched.bit_count()
         docs = self._page(query, sort, groups, matched, total, everything, reseller_rule)
-        ids = [self._records[d][rec.R_ID] for d in docs]
+        ids = [self._ids[d] for d in docs]
         facets = None
         if query.facets:
             facets = self._facets(None if everything else matched, total)
