@@ -35,7 +35,7 @@ from gateway.catalog import records as rec
 from gateway.catalog.bitmaps import Bitmap, from_ids, membership, positions, select
 from gateway.catalog.fields import Field
 from gateway.catalog.fulltext import TextIndex, TextIndexBuilder
-from gateway.catalog.pacing import checkpoint
+from gateway.catalog.pacing import checkpoint, release
 from gateway.catalog.price_order import UNPRICED, PriceOrder
 from gateway.catalog.records import apply_rule
 from gateway.catalog.staging import Staged, Taxonomy, same_category, stage
@@ -219,6 +219,9 @@ class CatalogIndex:
             ]
             builder.add(d, tokens(r[rec.R_NAME]), other)
         self._text: TextIndex = builder.finish(n, dense_min, tuning.prefix_budget)
+        for column in staged.columns():  # build-time only: freed in slices
+            if column is not self._records:
+                release(column)
 
     # -- reading -----------------------------------------------------------------------
 

@@ -96,6 +96,15 @@ def checkpoint() -> None:
         cycle.rest()
 
 
+def release(items: list[Any]) -> None:
+    """Empty ``items`` a slice at a time, with checkpoints between (a list holding the
+    only references to 100k tuples frees them in one C-level cascade when it goes:
+    ~10 ms with the GIL held)."""
+    while items:
+        del items[-RUN:]
+        checkpoint()
+
+
 def paced_sorted(items: Sequence[T], key: Callable[[T], Any] | None = None) -> list[T]:
     """``sorted(items, key=key)`` (stable, same result), but sorted in runs of ``RUN``
     and merged by ``heapq.merge`` (Python code, between whose steps the interpreter can

@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from adapters.models import DeliveryMode, DeliveryTime, Product, Variant
+from gateway.catalog.pacing import checkpoint
 from gateway.pricing import MarkupRule
 
 MoneyPair = tuple[int, str]
@@ -86,6 +87,16 @@ class Compactor:
 
     def __init__(self) -> None:
         self._shared: dict[Any, Any] = {}
+
+    def close(self) -> None:
+        """Forget the shared values, a slice at a time: the table holds a few hundred
+        thousand entries at 100k products, and freeing it in one go holds the GIL for
+        ~20 ms (``gateway.catalog.pacing``)."""
+        shared = self._shared
+        while shared:
+            for _ in range(min(len(shared), 4096)):
+                shared.popitem()
+            checkpoint()
 
     def share(self, value: Any) -> Any:
         if value is None:

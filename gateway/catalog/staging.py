@@ -126,6 +126,7 @@ def stage(products: Iterable[Product], taxonomy: Taxonomy) -> Staged:
         countries.append(shared(product.country))
         currencies.append(shared(product.currency))
         costs.append(cost)
+    compactor.close()
     del position, mapped
     order = sorted_order(sort_keys)
     return staged.permuted(order)
