@@ -71,7 +71,7 @@ def child(n: int) -> dict[str, Any]:
     peak = _status_mb("VmHWM")
     seen: set[int] = set()
     parts = {
-        "records": _deep_size(index._records, seen),
+        "records": _deep_size((index._records, index._ids), seen),
         "full text": _deep_size(index._text, seen),
         "filters+facets": _deep_size(index._fields, seen)
         + _deep_size((index._in_stock, index._out_of_stock, index._all), seen),

@@ -22,6 +22,7 @@ within 300 MB.
 
     python -m bench rebuild_under_load
     BENCH_PRODUCTS=20000 python -m bench rebuild_under_load     # quicker
+    BENCH_BUILD_CPU_SHARE=1 python -m bench rebuild_under_load  # lab: no duty cycle
 
 Uses Redis at ``REDIS_URL`` under a throw-away key prefix, removed afterwards.
 """
@@ -99,7 +100,10 @@ def run() -> dict[str, Any]:
         staged = run_async(stage_snapshot(prefix, synthetic.products(products, seed=1), version=2))
         key = run_async(issue_key(prefix))
         auth = {"Authorization": f"Bearer {key}"}
-        server = served_gateway(prefix)
+        share = os.environ.get("BENCH_BUILD_CPU_SHARE")  # lab: another duty cycle
+        server = served_gateway(
+            prefix, {"GATEWAY_CATALOG__BUILD_CPU_SHARE": share} if share else None
+        )
         server.wait("/readyz", {})
         server.wait(paths[0], auth)
         load(server.url, paths, auth, 2)  # warm-up

@@ -93,6 +93,13 @@ class CatalogSettings(_Section):
     snapshot_poll_seconds: float = Field(
         default=2.0, gt=0, description="How often an instance checks for a newer snapshot."
     )
+    build_cpu_share: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Most of a CPU an index rebuild takes while requests are served: less "
+        "keeps latency flat during the rebuild, which takes longer (1: no cap).",
+    )
     detail_ttl_seconds: float = Field(
         default=3600.0, gt=0, description="Redis TTL of a cached product detail."
     )

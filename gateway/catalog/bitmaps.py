@@ -19,6 +19,8 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Sequence
 
+from gateway.catalog.pacing import checkpoint
+
 Bitmap = int
 
 _FLAGS = bytes([0] + [1] * 255)  # translation table: zero byte -> 0, any other -> 1
@@ -139,6 +141,8 @@ class Postings:
         self.data = array("i")
         self.sizes = array("i")
         for key, members in enumerate(sets):
+            if not key & 255:
+                checkpoint()
             if isinstance(members, int):
                 size = members.bit_count()
                 if size >= dense_min and size:

@@ -40,13 +40,17 @@ from bisect import bisect_left
 from collections.abc import Iterable
 
 from gateway.catalog.bitmaps import Bitmap, Postings, union
-from gateway.catalog.pacing import sorted_order
+from gateway.catalog.pacing import checkpoint, paced_sorted, sorted_order
 from gateway.catalog.text import TYPO_MAX_LENGTH, TYPO_MIN_LENGTH, deletes, within_one_edit
 
 EXACT_NAME, EXACT_OTHER, PREFIX_NAME, PREFIX_OTHER, TYPO_NAME, TYPO_OTHER = 6, 5, 4, 3, 2, 1
 BEST_WEIGHT = EXACT_NAME
 
 _AFTER = "\U0010ffff"  # a noncharacter: sorts after every character a token can hold
+
+
+def _longest_first(prefix: str) -> int:
+    return -len(prefix)
 
 
 class TextIndexBuilder:
@@ -65,12 +69,12 @@ class TextIndexBuilder:
                     postings[token] = [doc]
 
     def finish(self, n_docs: int, dense_min: int, prefix_budget: int) -> TextIndex:
-        vocab = sorted(self._name.keys() | self._other.keys())
+        vocab = paced_sorted(list(self._name.keys() | self._other.keys()))
         empty: list[int] = []
-        name = Postings((self._name.get(t, empty) for t in vocab), dense_min)
-        self._name = {}
-        other = Postings((self._other.get(t, empty) for t in vocab), dense_min)
-        self._other = {}
+        # Popped as they are stored: each list freed on the way, not ~1M entries at once
+        # at the end (a C-level cascade that holds the GIL for milliseconds).
+        name = Postings((self._name.pop(t, empty) for t in vocab), dense_min)
+        other = Postings((self._other.pop(t, empty) for t in vocab), dense_min)
         return TextIndex(vocab, name, other, n_docs, dense_min, prefix_budget)
 
 
@@ -111,6 +115,8 @@ class TextIndex:
         dense_cost = n_docs // 16384 + 1
         cum = [0]
         for tid in range(len(vocab)):
+            if not tid & 255:
+                checkpoint()
             cost = cum[-1]
             for postings in (name, other):
                 size = postings.size(tid)
@@ -120,6 +126,8 @@ class TextIndex:
         ranges: dict[str, tuple[int, int]] = {}
         previous = ""
         for tid, token in enumerate(vocab):
+            if not tid & 255:
+                checkpoint()
             shared = 0
             limit = min(len(previous), len(token))
             while shared < limit and previous[shared] == token[shared]:
@@ -133,7 +141,8 @@ class TextIndex:
                 ranges[prefix] = (tid, hi)
         # Longest first, so a prefix reuses the unions of its heavy children.
         unions: dict[str, tuple[Bitmap, Bitmap]] = {}
-        for prefix in sorted(ranges, key=len, reverse=True):
+        for prefix in paced_sorted(list(ranges), key=_longest_first):
+            checkpoint()
             lo, hi = ranges[prefix]
             child_len = len(prefix) + 1
             name_bits = other_bits = 0
@@ -163,6 +172,8 @@ class TextIndex:
         hashes = array("q")
         tids = array("i")
         for tid, token in enumerate(self.vocab):
+            if not tid & 63:
+                checkpoint()
             if TYPO_MIN_LENGTH - 1 <= len(token) <= TYPO_MAX_LENGTH + 1:
                 for key in set(deletes(token)):
                     hashes.append(hash(key))

@@ -18,7 +18,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 
 from gateway.catalog.bitmaps import Bitmap, RankSlices, from_ids
-from gateway.catalog.pacing import paced_sorted
+from gateway.catalog.pacing import checkpoint, paced_sorted, release
 from gateway.catalog.records import apply_rule
 from gateway.pricing import MarkupRule
 
@@ -70,6 +70,8 @@ class PriceOrder:
         by_currency: dict[str, list[tuple[int, int]]] = {}
         unpriced: list[int] = []
         for d in range(n):
+            if not d & 1023:
+                checkpoint()
             v = values[d]
             if v == UNPRICED:
                 unpriced.append(d)
@@ -81,12 +83,15 @@ class PriceOrder:
         desc: list[int] = []
         self.max_value = max((v for v in values if v != UNPRICED), default=0)
         for currency in sorted(by_currency):
-            pairs = paced_sorted(by_currency[currency])
+            unsorted = by_currency.pop(currency)
+            pairs = paced_sorted(unsorted)
+            release(unsorted)
             self.runs[currency] = _CurrencyRun(pairs, sliced_min)
             start = len(asc)
             asc.extend(d for _, d in pairs)
             desc.extend(d for _, d in paced_sorted(pairs, key=lambda vd: (-vd[0], vd[1])))
             self.segments[currency] = (start, len(asc))
+            release(pairs)
         self.unpriced_start = len(asc)
         asc.extend(unpriced)
         desc.extend(unpriced)
@@ -94,6 +99,8 @@ class PriceOrder:
         self.perm_desc = array("i", desc)
         self.rank_asc = _inverse(self.perm_asc)
         self.rank_desc = _inverse(self.perm_desc)
+        for column in (asc, desc, unpriced):
+            release(column)
 
     def between(self, currency: str, lo: int | None, hi: int | None) -> Bitmap:
         """Documents of ``currency`` whose value is in ``[lo, hi]``."""
@@ -145,5 +152,7 @@ def _most_cost_priced_at_most(rule: MarkupRule, price: int, max_cost: int) -> in
 def _inverse(perm: array[int]) -> array[int]:
     inverse = array("i", bytes(4 * len(perm)))
     for rank, d in enumerate(perm):
+        if not rank & 1023:
+            checkpoint()
         inverse[d] = rank
     return inverse

@@ -38,7 +38,7 @@ from gateway.catalog import metrics
 from gateway.catalog.detail import DetailCache
 from gateway.catalog.index import CatalogIndex
 from gateway.catalog.matching import Matcher
-from gateway.catalog.pacing import paced_build, trim_heap
+from gateway.catalog.pacing import duty_cycle, paced_build, trim_heap
 from gateway.catalog.pages import PageCache
 from gateway.catalog.snapshot import LoadedSnapshot, SnapshotMissing, SnapshotStore
 from gateway.catalog.sync import CatalogSync, SyncReport, SyncStatus
@@ -342,7 +342,9 @@ class CatalogService:
                     )
                     unreadable.append(name)
 
-        return CatalogIndex.build(products(), self.prices, self.taxonomy), unreadable
+        with duty_cycle(self.settings.build_cpu_share):
+            index = CatalogIndex.build(products(), self.prices, self.taxonomy)
+        return index, unreadable
 
     async def _note_failures(self, unpublished: list[str]) -> None:
         """Suppliers with nothing published: settled (for readiness) once a sync of theirs

@@ -15,6 +15,7 @@ import weakref
 from typing import Any
 
 import httpx
+import pytest
 from catalog_support import GG, AdapterFactory, Sandbox, ServiceFactory, start_sandbox
 
 from gateway.catalog import pacing
@@ -125,3 +126,29 @@ async def test_a_swap_serves_the_new_catalog_and_frees_the_old_one(
             await asyncio.sleep(0.02)
     finally:
         other.server.stop()
+
+
+def test_a_duty_cycle_makes_a_build_rest_in_proportion_to_its_cpu() -> None:
+    def work(cpu_seconds: float) -> tuple[float, float]:
+        """Spin for ``cpu_seconds`` of this thread's CPU, through checkpoints."""
+        wall, cpu = time.perf_counter(), time.thread_time()
+        while time.thread_time() - cpu < cpu_seconds:
+            sum(range(200))
+            pacing.checkpoint()
+        return time.perf_counter() - wall, time.thread_time() - cpu
+
+    with pacing.duty_cycle(0.25):
+        wall, cpu = work(0.06)
+    # Rests are sleeps, never shorter than asked: 3 s of rest per CPU second used, but
+    # for the last slice, not rested yet.
+    assert wall >= cpu + 3 * (cpu - 2 * pacing.SLICE_SECONDS)
+
+    with pacing.duty_cycle(1):  # no cap: no rest
+        with pacing.duty_cycle(0.5):
+            pass
+        wall, cpu = work(0.02)
+    assert wall < cpu + 3 * 0.02
+
+    for share in (0, -0.5, 1.5):
+        with pytest.raises(ValueError), pacing.duty_cycle(share):
+            pass
