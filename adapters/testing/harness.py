@@ -22,6 +22,7 @@ from pydantic import SecretStr
 
 from adapters.base import SupplierAdapter
 from adapters.config import SupplierSettings
+from adapters.iso4217 import ISO_4217
 from adapters.models import (
     CatalogPage,
     Money,
@@ -30,7 +31,6 @@ from adapters.models import (
     UpstreamOrder,
     Variant,
 )
-from adapters.testing.iso4217 import ISO_4217
 
 if TYPE_CHECKING:
     from adapters.testing.contract import AdapterContract

@@ -7,27 +7,10 @@ because a rounded top-up is a ledger that disagrees with the bank statement.
 
 from __future__ import annotations
 
-import importlib.util
 from decimal import Decimal, InvalidOperation
-from functools import cache
-from pathlib import Path
 
-import adapters
-from adapters.models import currency_exponent
-
-
-@cache
-def iso_currencies() -> frozenset[str]:
-    """The ISO 4217 codes in circulation (``adapters/testing/iso4217.py``, the one table).
-
-    Loaded from its file rather than imported: the ``adapters.testing`` package imports
-    pytest, which a running gateway does not have."""
-    path = Path(adapters.__file__).parent / "testing" / "iso4217.py"
-    spec = importlib.util.spec_from_file_location("_gateway_iso4217", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return frozenset(module.ISO_4217)
+from adapters.iso4217 import ISO_4217
+from adapters.models import currency_exponent, to_minor_units
 
 
 class AmountError(ValueError):
@@ -36,7 +19,7 @@ class AmountError(ValueError):
 
 def parse_currency(text: str) -> str:
     code = text.strip().upper()
-    if code not in iso_currencies():
+    if code not in ISO_4217:
         raise AmountError(f"{text!r} is not an ISO 4217 currency code (e.g. EUR, USD, JPY)")
     return code
 
@@ -51,11 +34,11 @@ def to_minor(text: str, currency: str, *, allow_negative: bool = False) -> int:
         raise AmountError(f"{text!r} is not a decimal amount (e.g. 250.00)") from exc
     if not value.is_finite():
         raise AmountError(f"{text!r} is not a decimal amount (e.g. 250.00)")
-    scaled = value.scaleb(exponent)
-    if scaled != scaled.to_integral_value():
+    try:
+        minor = to_minor_units(value, currency)
+    except ValueError:  # finer than the minor unit: refused, never rounded
         places = "no decimals" if exponent == 0 else f"at most {exponent} decimals"
-        raise AmountError(f"{currency} amounts have {places}: {text!r}")
-    minor = int(scaled)
+        raise AmountError(f"{currency} amounts have {places}: {text!r}") from None
     if minor == 0 or (minor < 0 and not allow_negative):
         raise AmountError(f"the amount must be {'non-zero' if allow_negative else 'positive'}")
     if abs(minor) >= 10**15:

@@ -1,7 +1,9 @@
-"""ISO 4217 currency codes in circulation, for the contract suite's money checks.
+"""ISO 4217 currency codes in circulation: the contract suite's money checks and the
+gateway's account commands (a top-up in "EUR " or "XXX" is refused) read this one table.
 
 Kept as a literal set (no dependency): the list changes about once a year, and a code
-missing here makes the contract fail loudly rather than let ``"EUR "`` or ``"XXX"`` through.
+missing here makes the contract (or a top-up) fail loudly rather than let ``"EUR "`` or
+``"XXX"`` through.
 Precious metals, fund and testing codes (``XAU``, ``XDR``, ``XTS``, ``XXX`` ...) are left out
 on purpose: no supplier prices digital goods in them.
 """
