@@ -17,20 +17,15 @@ import click
 
 from gateway.access.models import ALL_SCOPES, ApiKey, Reseller
 from gateway.access.store import AccessRecordError, KeyStore
+from gateway.operator_settings import settings_with_redis
 from gateway.pricing import MarkupRule
 from gateway.redis_keys import RedisKeys
-from gateway.settings import Settings
 
 T = TypeVar("T")
 
 
 def _run(action: Callable[[KeyStore], Awaitable[T]]) -> T:
-    settings = Settings()
-    if settings.redis_url is None:
-        raise click.UsageError(
-            "resellers and keys live in Redis: set GATEWAY_REDIS_URL (the embedded demo "
-            "store exists only inside a running `gateway serve`)"
-        )
+    settings = settings_with_redis("resellers and keys")
 
     async def run() -> T:
         from gateway.store import connect

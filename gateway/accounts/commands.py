@@ -23,19 +23,14 @@ from gateway.accounts.money import AmountError, parse_currency, to_major, to_min
 from gateway.accounts.store import KEEP, AccountStore
 from gateway.accounts.views import account_json, entries_csv, entry_json, parse_time, to_ms
 from gateway.errors import GatewayError
+from gateway.operator_settings import settings_with_redis
 from gateway.redis_keys import RedisKeys
-from gateway.settings import Settings
 
 T = TypeVar("T")
 
 
 def _run(reseller_id: str, action: Callable[[AccountStore], Awaitable[T]]) -> T:
-    settings = Settings()
-    if settings.redis_url is None:
-        raise click.UsageError(
-            "accounts live in Redis: set GATEWAY_REDIS_URL (the embedded demo store exists "
-            "only inside a running `gateway serve`)"
-        )
+    settings = settings_with_redis("accounts")
 
     async def run() -> T:
         from gateway.access.store import KeyStore

@@ -27,6 +27,7 @@ from adapters.registry import discover
 from gateway.accounts.money import to_major
 from gateway.catalog.matching import Matcher, Matches, MatchingError, Offer, match_catalog
 from gateway.catalog.snapshot import SnapshotMissing, SnapshotStore
+from gateway.operator_settings import settings_with_redis
 from gateway.redis_keys import RedisKeys
 from gateway.settings import Settings
 from gateway.store import StoreUnavailable, connect
@@ -161,12 +162,7 @@ def matches(suppliers: tuple[str, ...], near: bool, as_json: bool) -> None:
 
     Uses the shipped brand table with catalog.brands_file and catalog.match_overrides_file
     from the settings, as the gateway does."""
-    settings = Settings()
-    if settings.redis_url is None:
-        raise click.UsageError(
-            "the catalog snapshots live in Redis: set GATEWAY_REDIS_URL (the embedded demo "
-            "store exists only inside a running `gateway serve`)"
-        )
+    settings = settings_with_redis("the catalog snapshots")
     installed = list(discover())
     unknown = sorted(set(suppliers) - set(installed))
     if unknown:

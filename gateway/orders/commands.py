@@ -15,19 +15,14 @@ from typing import Any, TypeVar
 
 import click
 
+from gateway.operator_settings import settings_with_redis
 from gateway.settings import Settings
 
 T = TypeVar("T")
 
 
 def _settings() -> Settings:
-    settings = Settings()
-    if settings.redis_url is None:
-        raise click.UsageError(
-            "orders live in Redis: set GATEWAY_REDIS_URL (the embedded demo store exists only "
-            "inside a running `gateway serve`)"
-        )
-    return settings
+    return settings_with_redis("orders")
 
 
 def _with_orders(settings: Settings, action: Callable[[Any], Awaitable[T]]) -> T:
