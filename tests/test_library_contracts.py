@@ -2,7 +2,9 @@
 
 Two places skip a library's public API because nothing public is as fast:
 ``TalliedHistogram`` (prometheus-client's ``Histogram._buckets`` / ``_sum``) and the
-catalog's ``_JsonBody`` (Starlette's ``Response`` without ``Response.__init__``).
+catalog's ``_JsonBody`` (Starlette's ``Response`` without ``Response.__init__``). A third
+because nothing public exists: the webhook sender's ``_CheckedTransport`` replaces
+httpx's ``AsyncHTTPTransport._pool`` to connect only to checked addresses.
 pyproject.toml pins both libraries below the first version not tested; these tests say
 exactly what changed when a new version breaks the assumption, before a wrong metric or
 a broken response reaches anyone. Raise a pin only after this file passes on the new
@@ -92,3 +94,15 @@ async def test_json_body_is_the_response_starlette_would_build() -> None:
     for name in vars(fast):
         assert getattr(fast, name) == getattr(reference, name), (name, _STARLETTE)
     assert await _asgi_messages(fast) == await _asgi_messages(reference), _STARLETTE
+
+
+def test_httpx_transport_sends_through_the_pool_the_webhook_sender_replaces() -> None:
+    import inspect
+
+    import httpcore
+    import httpx
+
+    transport = httpx.AsyncHTTPTransport(trust_env=False)
+    message = "httpx changed AsyncHTTPTransport._pool; revisit _CheckedTransport in webhooks.py"
+    assert isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool), message
+    assert "self._pool" in inspect.getsource(httpx.AsyncHTTPTransport.handle_async_request), message
