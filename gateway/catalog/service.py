@@ -33,11 +33,13 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from adapters.base import SupplierAdapter
-from adapters.models import Product
+from adapters.ids import parse_variant_id
+from adapters.models import Product, Variant
 from gateway.catalog import metrics
 from gateway.catalog.detail import DetailCache
 from gateway.catalog.index import CatalogIndex
 from gateway.catalog.matching import Matcher
+from gateway.catalog.offers import OfferBook
 from gateway.catalog.pacing import duty_cycle, paced_build, trim_heap
 from gateway.catalog.pages import PageCache
 from gateway.catalog.snapshot import LoadedSnapshot, SnapshotMissing, SnapshotStore
@@ -89,6 +91,8 @@ class CatalogState:
     snapshots: Mapping[str, LoadedSnapshot]
     built_at: float
     pages: PageCache
+    #: Canonical variant -> the supplier variants offering it (built with the index).
+    offers: OfferBook = field(default_factory=OfferBook)
 
     @classmethod
     def of(
@@ -96,9 +100,15 @@ class CatalogState:
         index: CatalogIndex,
         versions: Mapping[str, int] | None = None,
         snapshots: Mapping[str, LoadedSnapshot] | None = None,
+        offers: OfferBook | None = None,
     ) -> CatalogState:
         return cls(
-            index, dict(versions or {}), dict(snapshots or {}), time.time(), PageCache(index)
+            index,
+            dict(versions or {}),
+            dict(snapshots or {}),
+            time.time(),
+            PageCache(index),
+            offers if offers is not None else OfferBook(),
         )
 
 
@@ -180,6 +190,28 @@ class CatalogService:
     def find(self, product_id: str) -> Product | None:
         index = self.index
         return index.product(product_id) if index is not None else None
+
+    def offers(self, variant_id: str) -> list[tuple[Product, Variant]] | None:
+        """The live supplier offers behind a canonical variant id, as (product, variant)
+        in a fixed order (supplier, then variant id); None when ``variant_id`` is not a
+        canonical variant of the served catalog."""
+        state = self.state
+        if state is None:
+            return None
+        ids = state.offers.offers(variant_id)
+        if ids is None:
+            return None
+        found: list[tuple[Product, Variant]] = []
+        for supplier_variant in ids:
+            ref = parse_variant_id(supplier_variant)
+            product = state.index.product(ref.product_id) if ref is not None else None
+            if product is None:
+                continue
+            for variant in product.variants:
+                if variant.id == supplier_variant:
+                    found.append((product, variant))
+                    break
+        return found
 
     @property
     def ready(self) -> bool:
@@ -281,7 +313,7 @@ class CatalogService:
     ) -> bool:
         """Build the index over ``snapshots`` in a thread and swap it in (the caller
         paces the build: ``gateway.catalog.pacing``)."""
-        index, unreadable = await asyncio.to_thread(self._build, snapshots)
+        index, offers, unreadable = await asyncio.to_thread(self._build, snapshots)
         if unreadable:
             # A version this instance cannot decode (corrupt, or written by a newer
             # gateway with a model this one refuses): keep serving the previous
@@ -295,11 +327,11 @@ class CatalogService:
                     del snapshots[name]
             if not snapshots:
                 return False
-            index, _ = await asyncio.to_thread(self._build, snapshots)
+            index, offers, _ = await asyncio.to_thread(self._build, snapshots)
         build_seconds = time.perf_counter() - started
         metrics.INDEX_BUILD.observe(build_seconds)
         self.state = CatalogState.of(
-            index, {n: s.meta.version for n, s in snapshots.items()}, snapshots
+            index, {n: s.meta.version for n, s in snapshots.items()}, snapshots, offers
         )
         # The index is millions of long-lived tuples: left to the cyclic collector,
         # every full collection walks them all (tens of ms of pause, the p99 of every
@@ -324,9 +356,12 @@ class CatalogService:
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
-    def _build(self, snapshots: Mapping[str, LoadedSnapshot]) -> tuple[CatalogIndex, list[str]]:
-        """The index over ``snapshots`` (run in a thread), and the suppliers whose
-        snapshot could not be decoded (their products are then incomplete in it)."""
+    def _build(
+        self, snapshots: Mapping[str, LoadedSnapshot]
+    ) -> tuple[CatalogIndex, OfferBook, list[str]]:
+        """The index and offer book over ``snapshots`` (run in a thread), and the
+        suppliers whose snapshot could not be decoded (their products are then
+        incomplete in it)."""
         unreadable: list[str] = []
 
         def products() -> Iterator[Product]:
@@ -342,9 +377,12 @@ class CatalogService:
                     )
                     unreadable.append(name)
 
+        offers = OfferBook()
         with duty_cycle(self.settings.build_cpu_share):
-            index = CatalogIndex.build(products(), self.prices, self.taxonomy)
-        return index, unreadable
+            index = CatalogIndex.build(
+                offers.watching(products(), self.matcher), self.prices, self.taxonomy
+            )
+        return index, offers, unreadable
 
     async def _note_failures(self, unpublished: list[str]) -> None:
         """Suppliers with nothing published: settled (for readiness) once a sync of theirs

@@ -1,0 +1,75 @@
+"""Which supplier variants stand behind each canonical variant: the offer book.
+
+Built in the same pass as the index (``CatalogService._build``), from the matcher's
+verdict on every supplier variant (``gateway.catalog.matching``), and replaced with it.
+It holds ids only (a few strings per matched variant); the products themselves stay in
+the index, read when an order is validated or placed.
+
+A canonical variant id (``gift-steam-wallet-usa-usd:fv5000``) has one colon and no
+supplier part, so it can never be mistaken for a supplier's variant id
+(``vouchers:865:fv5000``, see ``adapters.ids``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from adapters.ids import parse_variant_id
+from adapters.models import Product
+from gateway.catalog.matching import Matcher, MatchKey, Miss
+
+
+class OfferBook:
+    """Canonical variant id -> the supplier variant ids offering it, in a fixed order
+    (supplier, then variant id), whatever order the catalog streamed in."""
+
+    __slots__ = ("_keys", "_offers", "_sealed")
+
+    def __init__(self) -> None:
+        self._offers: dict[str, list[str]] = {}
+        self._keys: dict[str, MatchKey] = {}
+        self._sealed = False
+
+    def add(self, product: Product, matcher: Matcher) -> None:
+        """Record the verdict on every variant of ``product`` (build time only)."""
+        for variant in product.variants:
+            verdict = matcher.verdict(product, variant)
+            if isinstance(verdict, Miss):
+                continue
+            self._offers.setdefault(verdict.variant_id, []).append(variant.id)
+            self._keys.setdefault(verdict.variant_id, verdict)
+
+    def watching(self, products: Iterable[Product], matcher: Matcher) -> Iterator[Product]:
+        """``products`` unchanged, each recorded on the way past (so the index build
+        streams the catalog once)."""
+        for product in products:
+            self.add(product, matcher)
+            yield product
+        self.seal()
+
+    def seal(self) -> None:
+        for ids in self._offers.values():
+            ids.sort(key=_offer_order)
+        self._sealed = True
+
+    def offers(self, canonical_variant_id: str) -> list[str] | None:
+        """The supplier variant ids behind a canonical variant, or None when the id is
+        not a canonical variant of this book."""
+        found = self._offers.get(canonical_variant_id)
+        return list(found) if found is not None else None
+
+    def key(self, canonical_variant_id: str) -> MatchKey | None:
+        return self._keys.get(canonical_variant_id)
+
+    def __len__(self) -> int:
+        return len(self._offers)
+
+
+def is_canonical_variant_id(value: str) -> bool:
+    """Whether ``value`` is shaped like a canonical variant id (not a supplier's)."""
+    return parse_variant_id(value) is None and value.count(":") == 1
+
+
+def _offer_order(variant_id: str) -> tuple[str, str]:
+    ref = parse_variant_id(variant_id)
+    return (ref.supplier if ref is not None else "", variant_id)
