@@ -65,6 +65,29 @@ class OfferBook:
         return len(self._offers)
 
 
+def price_currency(key: MatchKey | None, offer_currencies: Iterable[str]) -> str | None:
+    """The one currency a canonical variant is priced, listed and ordered in.
+
+    Offers in different currencies cannot be compared without an exchange rate, and the
+    gateway has none: it never converts money. So each canonical variant has one price
+    currency - the card's own currency (part of a gift card's match key) when an offer is
+    priced in it, otherwise the currency most of its offers are priced in (ties: the
+    first in alphabetical order). Its best price is the cheapest offer *in that
+    currency*; offers priced in another currency are shown but are not eligible for an
+    order accepted in this one. The listing (``gateway.catalog``) and order routing
+    (``gateway.orders``) both decide it here, so they cannot disagree.
+    """
+    counts: dict[str, int] = {}
+    for currency in offer_currencies:
+        counts[currency] = counts.get(currency, 0) + 1
+    if not counts:
+        return None
+    own = key.fact("currency") if key is not None else None
+    if own is not None and own in counts:
+        return own
+    return min(counts, key=lambda c: (-counts[c], c))
+
+
 def is_canonical_variant_id(value: str) -> bool:
     """Whether ``value`` is shaped like a canonical variant id (not a supplier's)."""
     return parse_variant_id(value) is None and value.count(":") == 1

@@ -35,3 +35,18 @@ async def test_the_shared_cards_have_one_offer_per_supplier(
     assert service.offers("gift-steam-wallet-deu-eur:fv4999") is None
     assert is_canonical_variant_id("gift-steam-wallet-deu-eur:fv5000")
     assert not is_canonical_variant_id(offers[0][1].id)
+
+
+def test_the_price_currency_is_the_cards_own_when_an_offer_is_priced_in_it() -> None:
+    from gateway.catalog.matching import MatchKey
+    from gateway.catalog.offers import price_currency
+
+    usd_card = MatchKey("gift-steam-wallet-usa-usd", "fv5000", (("currency", "USD"),))
+    assert price_currency(usd_card, ["EUR", "USD"]) == "USD"
+    assert price_currency(usd_card, ["EUR", "EUR", "USD"]) == "USD"
+    # No offer in the card's currency: the most common one, ties alphabetical.
+    assert price_currency(usd_card, ["EUR"]) == "EUR"
+    game = MatchKey("game-x-steam-standard-global", "std")
+    assert price_currency(game, ["USD", "EUR"]) == "EUR"
+    assert price_currency(game, ["USD", "EUR", "USD"]) == "USD"
+    assert price_currency(game, []) is None
