@@ -122,6 +122,12 @@ class CatalogSettings(_Section):
         description="Optional TOML forcing supplier products into a canonical product or "
         "keeping them apart (docs/routing.md).",
     )
+    show_offer_suppliers: bool = Field(
+        default=True,
+        description="Show resellers which supplier stands behind each offer (names and "
+        "supplier ids in canonical products, the supplier facet and filter); false hides "
+        "them (docs/routing.md).",
+    )
     markup_percent: str = Field(
         default="0", description="Global markup on supplier cost, percent (a decimal string)."
     )

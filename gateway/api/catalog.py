@@ -26,7 +26,7 @@ from gateway.catalog import schema
 from gateway.catalog.detail import DetailNotFound, DetailUnavailable
 from gateway.catalog.index import CatalogIndex, QueryError, SearchQuery
 from gateway.catalog.pages import price_basis
-from gateway.catalog.render import render_detail
+from gateway.catalog.render import render_canonical, render_detail
 from gateway.catalog.service import CatalogService, CatalogState
 from gateway.pricing import MarkupRule
 
@@ -170,6 +170,12 @@ def _page(request: Request, model: type[ProductQuery]) -> Response:
 
 
 def _render(state: CatalogState, params: ProductQuery, rule: MarkupRule | None) -> bytes:
+    if params.supplier is not None and not state.pages.show_suppliers:
+        raise ApiError(
+            400,
+            "invalid_parameter",
+            "supplier: this gateway does not show which supplier sells a product",
+        )
     sort = params.sort
     if sort == "relevance" and not params.q:
         sort = None  # nothing to rank by: the default (name) order
@@ -202,8 +208,9 @@ def _render(state: CatalogState, params: ProductQuery, rule: MarkupRule | None) 
     query=ProductQuery,
     response=schema.ProductPageResponse,
     errors=(400, 503),
-    description="Every supplier's products in one list, filtered, sorted and paginated, "
-    "with your prices.",
+    description="One row per canonical product (the same card or key sold by several "
+    "suppliers is one row, with its best price and offer_count), and supplier products "
+    "not matched to one; filtered, sorted and paginated, with your prices.",
 )
 async def list_products(request: Request) -> Response:
     return _page(request, ProductQuery)
@@ -231,15 +238,28 @@ async def search_products(request: Request) -> Response:
     scope="catalog:read",
     response=schema.ProductDetailResponse,
     errors=(404, 503),
-    description="Description, terms, how to use, activation details, specifications and "
-    "variants with your prices. Fetched from the supplier and cached; while the supplier "
-    "is unreachable, or its request budget is kept for orders, an older cached copy is "
-    "served with stale=true, or 503 supplier_busy with Retry-After when there is none.",
+    description="A canonical product id: each variant with its offers (supplier, price, "
+    "stock, delivery time), from the served catalog. A supplier product id: description, "
+    "terms, how to use, activation details, specifications and variants with your prices, "
+    "fetched from the supplier and cached; while the supplier is unreachable, or its "
+    "request budget is kept for orders, an older cached copy is served with stale=true, "
+    "or 503 supplier_busy with Retry-After when there is none.",
 )
 async def get_product(request: Request) -> Response:
     service = _service(request)
-    _loaded_index(service)
+    index = _loaded_index(service)
     product_id: str = request.path_params["product_id"]
+    row = index.canonical_row(product_id) if len(product_id) <= 300 else None
+    if row is not None:
+        rule = _reseller_rule(request)
+        body = render_canonical(
+            *row,
+            offers=service.offers,
+            unit_rule=lambda product: service.offer_rule(product, rule),
+            reseller_rule=rule,
+            show_suppliers=service.settings.show_offer_suppliers,
+        )
+        return JSONResponse({"data": body})
     product = service.find(product_id) if len(product_id) <= 300 else None
     if product is None:
         raise ApiError(404, "not_found", f"no product {product_id[:300]!r} in the catalog")
@@ -259,6 +279,8 @@ async def get_product(request: Request) -> Response:
     body = render_detail(
         result.detail, product, service.prices, _reseller_rule(request), stale=result.stale
     )
+    if not service.settings.show_offer_suppliers:
+        body["supplier"], body["suppliers"] = None, []
     return JSONResponse({"data": body})
 
 

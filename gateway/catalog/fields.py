@@ -8,14 +8,16 @@ one popcount per value.
 Categories and brands merge labels that differ only by case or spacing ("Gift Cards",
 "gift  cards", "GiftCards") under one key and show the spelling most products use (ties:
 the alphabetically first), so counts, filters and the labels shown agree. Supplier,
-country and currency are exact.
+country and currency are exact. A document may hold several values (a canonical
+product sold by several suppliers): it is then in each value's set and counted once
+under each.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from gateway.catalog.bitmaps import Bitmap, Postings, contains, membership
 from gateway.catalog.text import merge_key
@@ -36,7 +38,7 @@ def _as_is(label: str) -> str:
 class Field:
     """One attribute's values, per-document value ids and per-value document sets."""
 
-    __slots__ = ("_keyfunc", "counts", "labels", "lookup", "name", "of_doc", "postings")
+    __slots__ = ("_keyfunc", "counts", "extra", "labels", "lookup", "name", "of_doc", "postings")
 
     def __init__(
         self,
@@ -45,14 +47,21 @@ class Field:
         *,
         merge: bool,
         dense_min: int,
+        more: Mapping[int, Sequence[str]] | None = None,
     ) -> None:
-        """``raw_values[d]`` is document ``d``'s label as given (after taxonomy)."""
+        """``raw_values[d]`` is document ``d``'s label as given (after taxonomy);
+        ``more[d]``, when given, is every value of a document with several (a canonical
+        product's suppliers, ``raw_values[d]`` first): the document is in the set of
+        each, counted under each, and shown with the first."""
         self.name = name
         self._keyfunc: Callable[[str | None], str | None] = merge_key if merge else exact_key
         display: Callable[[str], str] = _tidy if merge else _as_is
         keyfunc = self._keyfunc
         spellings: dict[str, Counter[str]] = {}
-        for raw, n in Counter(raw_values).items():
+        value_counts = Counter(raw_values)
+        for values in (more or {}).values():
+            value_counts.update(values[1:])
+        for raw, n in value_counts.items():
             key = keyfunc(raw)
             if key is not None:
                 assert raw is not None
@@ -66,7 +75,7 @@ class Field:
         self.lookup: dict[str, int] = {k: vid for vid, k in enumerate(ordered)}
         lookup = self.lookup
         vid_of_raw: dict[str | None, int] = {}
-        for raw in set(raw_values):
+        for raw in value_counts:
             key = keyfunc(raw)
             vid_of_raw[raw] = -1 if key is None else lookup[key]
         self.of_doc = array("i", map(vid_of_raw.__getitem__, raw_values))
@@ -74,6 +83,20 @@ class Field:
         for doc, vid in enumerate(self.of_doc):
             if vid >= 0:
                 members[vid].append(doc)
+        #: document -> its values beyond the first (value ids), for per-document counts.
+        self.extra: dict[int, tuple[int, ...]] = {}
+        touched: set[int] = set()
+        for doc, values in (more or {}).items():
+            first = self.of_doc[doc]
+            vids = tuple(dict.fromkeys(v for v in map(vid_of_raw.__getitem__, values) if v >= 0))
+            vids = tuple(v for v in vids if v != first)
+            if vids:
+                self.extra[doc] = vids
+                for vid in vids:
+                    members[vid].append(doc)
+                    touched.add(vid)
+        for vid in touched:
+            members[vid].sort()
         self.counts = [len(m) for m in members]
         self.postings = Postings(members, dense_min)
 
@@ -110,6 +133,9 @@ class Field:
     def facet_from_ids(self, ids: Sequence[int]) -> dict[str, int]:
         """Counts over the documents ``ids`` (cheap when they are few)."""
         counted = Counter(map(self.of_doc.__getitem__, ids))
+        if self.extra:
+            for doc in self.extra.keys() & ids:
+                counted.update(self.extra[doc])
         counted.pop(-1, None)
         return _ranked(self.labels, counted.items())
 

@@ -31,10 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.models import Product
+from gateway.catalog import canonical
 from gateway.catalog import records as rec
 from gateway.catalog.bitmaps import Bitmap, from_ids, membership, positions, select
 from gateway.catalog.fields import Field
 from gateway.catalog.fulltext import TextIndex, TextIndexBuilder
+from gateway.catalog.matching import Matcher
+from gateway.catalog.offers import OfferBook
 from gateway.catalog.pacing import checkpoint, release
 from gateway.catalog.price_order import UNPRICED, PriceOrder
 from gateway.catalog.records import apply_rule
@@ -120,6 +123,7 @@ class IndexTuning:
 
 class CatalogIndex:
     __slots__ = (
+        "_absorbed",
         "_all",
         "_cost",
         "_cost_order",
@@ -131,6 +135,7 @@ class CatalogIndex:
         "_list_order",
         "_list_price",
         "_n",
+        "_offers",
         "_out_of_stock",
         "_prices",
         "_records",
@@ -148,12 +153,16 @@ class CatalogIndex:
         taxonomy: Taxonomy = same_category,
         *,
         tuning: IndexTuning | None = None,
+        matcher: Matcher | None = None,
     ) -> CatalogIndex:
         """Index ``products`` (any iterable: a generator keeps only one ``Product`` alive
         at a time). ``taxonomy(supplier, category)`` maps a supplier's category to the
         unified one (called once per distinct pair). A product id seen twice keeps its
-        last version."""
-        return cls(stage(products, taxonomy), prices, tuning or IndexTuning())
+        last version. With ``matcher``, documents are canonical products: supplier
+        products whose variants all matched are listed through their canonical product
+        (``gateway.catalog.canonical``), and still answer by their own id."""
+        staged = stage(products, taxonomy, matcher, prices if matcher is not None else None)
+        return cls(staged, prices, tuning or IndexTuning())
 
     def __init__(self, staged: Staged, prices: PriceList, tuning: IndexTuning) -> None:
         """Use :meth:`build`."""
@@ -162,6 +171,8 @@ class CatalogIndex:
         self._tuning = tuning
         self._prices = prices
         self._records = staged.records
+        self._absorbed = staged.absorbed
+        self._offers = staged.offers
         self._ids: list[str] = [pid for _, pid in staged.sort_keys]
         self._all: Bitmap = (1 << n) - 1
         self._doc_of = {pid: d for d, pid in enumerate(self._ids)}
@@ -169,7 +180,13 @@ class CatalogIndex:
         fields = {
             "category": Field("category", staged.categories, merge=True, dense_min=dense_min),
             "brand": Field("brand", staged.brands, merge=True, dense_min=dense_min),
-            "supplier": Field("supplier", staged.suppliers, merge=False, dense_min=dense_min),
+            "supplier": Field(
+                "supplier",
+                staged.suppliers,
+                merge=False,
+                dense_min=dense_min,
+                more=staged.more_suppliers,
+            ),
             "country": Field("country", staged.countries, merge=False, dense_min=dense_min),
             "currency": Field("currency", staged.currencies, merge=False, dense_min=dense_min),
         }
@@ -183,10 +200,14 @@ class CatalogIndex:
         self._cost = array("q", (UNPRICED if c is None else c for c in staged.costs))
         self._list_price = array("q", self._cost)
         priced: dict[tuple[int, int], int] = {}  # (rule, cost) -> price, for this build
+        fixed_prices = staged.list_prices
         for d, cost in enumerate(self._cost):
             if not d & 255:
                 checkpoint()
-            if cost != UNPRICED:
+            fixed = fixed_prices[d]
+            if fixed is not None:  # a canonical row: each offer priced by its own rule
+                self._list_price[d] = fixed
+            elif cost != UNPRICED:
                 rule = prices.rule_for(supplier.label_of(d) or "", category.label_of(d))
                 key = (id(rule), cost)
                 price = priced.get(key)
@@ -217,7 +238,11 @@ class CatalogIndex:
                 *cached(r[rec.R_SUB]),
                 *tokens(r[rec.R_SHORT]),
             ]
-            builder.add(d, tokens(r[rec.R_NAME]), other)
+            name_tokens = tokens(r[rec.R_NAME])
+            if len(r) > canonical.R_ALIASES:  # a canonical row: found by its offers' names
+                for alias in r[canonical.R_ALIASES]:
+                    name_tokens += tokens(alias)
+            builder.add(d, name_tokens, other)
         self._text: TextIndex = builder.finish(n, dense_min, tuning.prefix_budget)
         for column in staged.columns():  # build-time only: freed in slices
             if column is not self._records:
@@ -235,13 +260,43 @@ class CatalogIndex:
         old index (``CatalogService``). Read-only for everyone else."""
         return self._records
 
+    @property
+    def offers(self) -> OfferBook:
+        """The offer book built with this index (empty without a matcher)."""
+        return self._offers
+
     def product(self, product_id: str) -> Product | None:
-        """The full unified product, with the unified (merged) category and brand labels
-        the list endpoints show."""
+        """The full unified supplier product, listed or absorbed into a canonical product
+        (listed ones with the merged category and brand labels the list endpoints show,
+        absorbed ones with their own unified labels); None for a canonical id."""
+        d = self._doc_of.get(product_id)
+        if d is None:
+            stored = self._absorbed.get(product_id)
+            if stored is None:
+                return None
+            record, (supplier, brand, category, country, currency) = marshal.loads(stored)
+            return rec.to_product(
+                record,
+                supplier=supplier,
+                brand=brand,
+                category=category,
+                country=country,
+                currency=currency,
+            )
+        record = self._record(d)
+        if canonical.is_canonical_record(record):
+            return None
+        return rec.to_product(record, **self._labels(d))
+
+    def canonical_row(self, product_id: str) -> tuple[rec.Record, dict[str, Any]] | None:
+        """A canonical product's record and labels (``gateway.catalog.canonical``), or
+        None when ``product_id`` is not one."""
+        if not canonical.is_canonical_product_id(product_id):
+            return None
         d = self._doc_of.get(product_id)
         if d is None:
             return None
-        return rec.to_product(self._record(d), **self._labels(d))
+        return self._record(d), self._labels(d)
 
     def summaries(
         self, ids: Sequence[str], reseller_rule: MarkupRule | None = None
@@ -255,13 +310,24 @@ class CatalogIndex:
                 continue
             labels = self._labels(d)
             cost = self._cost[d]
+            record = self._record(d)
+            if canonical.is_canonical_record(record):
+                price = None
+                if cost != UNPRICED:
+                    price = (
+                        self._list_price[d]
+                        if reseller_rule is None
+                        else apply_rule(reseller_rule, cost)
+                    )
+                out.append(canonical.summary(record, price=price, rule=reseller_rule, **labels))
+                continue
             if reseller_rule is None:
                 rule = self._prices.rule_for(labels["supplier"], labels["category"])
                 price = None if cost == UNPRICED else self._list_price[d]
             else:
                 rule = reseller_rule
                 price = None if cost == UNPRICED else apply_rule(rule, cost)
-            out.append(rec.summary(self._record(d), price=price, rule=rule, **labels))
+            out.append(rec.summary(record, price=price, rule=rule, **labels))
         return out
 
     def _record(self, d: int) -> rec.Record:

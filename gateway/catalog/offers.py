@@ -34,10 +34,13 @@ class OfferBook:
         """Record the verdict on every variant of ``product`` (build time only)."""
         for variant in product.variants:
             verdict = matcher.verdict(product, variant)
-            if isinstance(verdict, Miss):
-                continue
-            self._offers.setdefault(verdict.variant_id, []).append(variant.id)
-            self._keys.setdefault(verdict.variant_id, verdict)
+            if not isinstance(verdict, Miss):
+                self.record(variant.id, verdict)
+
+    def record(self, supplier_variant_id: str, key: MatchKey) -> None:
+        """``supplier_variant_id`` is an offer of ``key`` (build time only)."""
+        self._offers.setdefault(key.variant_id, []).append(supplier_variant_id)
+        self._keys.setdefault(key.variant_id, key)
 
     def watching(self, products: Iterable[Product], matcher: Matcher) -> Iterator[Product]:
         """``products`` unchanged, each recorded on the way past (so the index build
@@ -49,8 +52,12 @@ class OfferBook:
 
     def seal(self) -> None:
         for ids in self._offers.values():
-            ids.sort(key=_offer_order)
+            ids[:] = sorted(set(ids), key=_offer_order)  # a repeated product counts once
         self._sealed = True
+
+    def variant_ids(self) -> list[str]:
+        """Every canonical variant id of the book, sorted."""
+        return sorted(self._offers)
 
     def offers(self, canonical_variant_id: str) -> list[str] | None:
         """The supplier variant ids behind a canonical variant, or None when the id is

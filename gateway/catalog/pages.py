@@ -93,8 +93,12 @@ class PageCache:
         *,
         summary_entries: int = SUMMARY_ENTRIES,
         page_bytes: int = PAGE_BYTES,
+        show_suppliers: bool = True,
     ) -> None:
         self.index = index
+        #: ``catalog.show_offer_suppliers``: false leaves supplier names out of rows and
+        #: the supplier facet out of answers (the API refuses the supplier filter).
+        self.show_suppliers = show_suppliers
         self._summaries: LRUCache[tuple[str, PriceBasis], bytes] = LRUCache(summary_entries)
         # The two share ``page_bytes``; each entry weighs what it costs (``entry_cost``).
         self._pages: LRUCache[tuple[SearchQuery, PriceBasis], _Entry] = LRUCache(
@@ -133,7 +137,10 @@ class PageCache:
             b'],"total":%d,"page":%d,"page_size":%d' % (result.total, page, page_size),
         ]
         if query.facets:
-            parts += [b',"facets":', _dumps(result.facets)]
+            facets = result.facets
+            if facets is not None and not self.show_suppliers:
+                facets = {name: counts for name, counts in facets.items() if name != "supplier"}
+            parts += [b',"facets":', _dumps(facets)]
         parts.append(b"}}")
         body = b"".join(parts)
         self._keep(self._pages, key, body)
@@ -152,7 +159,11 @@ class PageCache:
         out: list[bytes | None] = [cache.get((pid, basis)) for pid in ids]
         missing = [pid for pid, got in zip(ids, out, strict=True) if got is None]
         if missing:
-            fresh = {s["id"]: _dumps(s) for s in self.index.summaries(missing, rule)}
+            summaries = self.index.summaries(missing, rule)
+            if not self.show_suppliers:
+                for summary in summaries:
+                    summary["supplier"], summary["suppliers"] = None, []
+            fresh = {s["id"]: _dumps(s) for s in summaries}
             for i, pid in enumerate(ids):
                 if out[i] is None:
                     out[i] = fresh[pid]

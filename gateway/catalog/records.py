@@ -179,7 +179,7 @@ def _variant_id(pid: str, key: str | tuple[str]) -> str:
     return f"{pid}:{key}" if isinstance(key, str) else key[0]
 
 
-def _money_json(pair: MoneyPair | None) -> dict[str, Any] | None:
+def money_json(pair: MoneyPair | None) -> dict[str, Any] | None:
     return None if pair is None else {"amount": pair[0], "currency": pair[1]}
 
 
@@ -207,14 +207,17 @@ def summary(
                 "price": None
                 if priced is None
                 else {"amount": apply_rule(rule, priced[0]), "currency": priced[1]},
-                "face_value": _money_json(v[V_FACE]),
-                "face_min": _money_json(v[V_MIN]),
-                "face_max": _money_json(v[V_MAX]),
+                "face_value": money_json(v[V_FACE]),
+                "face_min": money_json(v[V_MIN]),
+                "face_max": money_json(v[V_MAX]),
+                "offer_count": 1,
             }
         )
     return {
         "id": pid,
         "supplier": supplier,
+        "suppliers": [supplier],
+        "offer_count": 1,
         "name": record[R_NAME],
         "brand": brand,
         "category": category,
@@ -265,10 +268,10 @@ def to_product(
                 {
                     "id": _variant_id(pid, v[V_ID]),
                     "name": v[V_NAME],
-                    "cost": _money_json(v[V_COST]),
-                    "face_value": _money_json(v[V_FACE]),
-                    "face_min": _money_json(v[V_MIN]),
-                    "face_max": _money_json(v[V_MAX]),
+                    "cost": money_json(v[V_COST]),
+                    "face_value": money_json(v[V_FACE]),
+                    "face_min": money_json(v[V_MIN]),
+                    "face_max": money_json(v[V_MAX]),
                     "discount_percent": v[V_DISCOUNT],
                 }
                 for v in record[R_VARIANTS]

@@ -23,8 +23,36 @@ class MoneyOut(_Out):
     currency: str = Field(description="ISO 4217 code.")
 
 
+class OfferOut(_Out):
+    supplier: str | None = Field(
+        description="The supplier; null when the gateway hides suppliers "
+        "(catalog.show_offer_suppliers)."
+    )
+    product_id: str | None = Field(description="The supplier product id (null: hidden).")
+    variant_id: str | None = Field(
+        description="The supplier variant id; ordering it pins the order to this supplier "
+        "(null: hidden)."
+    )
+    price: MoneyOut | None = Field(
+        description="Your price for one unit from this offer (null for a face-value range)."
+    )
+    eligible: bool = Field(
+        description="Priced in the variant's currency: only such offers can serve an order "
+        "for the canonical variant (prices are never converted)."
+    )
+    in_stock: bool
+    available: bool
+    stock: int | None
+    delivery_mode: Literal["code", "code_with_pin", "url"]
+    delivery_time: Literal["instant", "delayed"]
+
+
 class VariantOut(_Out):
-    id: str = Field(description="Stable variant id, used when ordering.")
+    id: str = Field(
+        description="Stable variant id, used when ordering: a canonical variant "
+        "(<canonical product>:<variant>) is routed to its best offer, a supplier variant "
+        "is pinned to its supplier."
+    )
     name: str
     price: MoneyOut | None = Field(
         description="Your price for one unit; null for a face-value range (priced at "
@@ -33,11 +61,29 @@ class VariantOut(_Out):
     face_value: MoneyOut | None
     face_min: MoneyOut | None
     face_max: MoneyOut | None
+    offer_count: int = Field(description="Supplier variants behind this variant.")
+    offers: list[OfferOut] | None = Field(
+        default=None,
+        description="The offers behind a canonical variant, best first by supplier order "
+        "(detail of a canonical product only).",
+    )
 
 
 class ProductSummaryOut(_Out):
-    id: str = Field(description="Stable product id: <supplier>:<upstream id>.")
-    supplier: str
+    id: str = Field(
+        description="Stable product id: a canonical product id (no colon, e.g. "
+        "gift-steam-wallet-usa-usd) or a supplier product id <supplier>:<upstream id>."
+    )
+    supplier: str | None = Field(
+        description="The supplier when only one sells it; null for a canonical product "
+        "with several, or when suppliers are hidden."
+    )
+    suppliers: list[str] = Field(
+        description="Every supplier with an offer (empty when suppliers are hidden)."
+    )
+    offer_count: int = Field(
+        description="How many suppliers have an offer behind this product (in stock or not)."
+    )
     name: str
     brand: str | None
     category: str | None = Field(description="Unified category (after the taxonomy mapping).")

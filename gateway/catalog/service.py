@@ -100,15 +100,16 @@ class CatalogState:
         index: CatalogIndex,
         versions: Mapping[str, int] | None = None,
         snapshots: Mapping[str, LoadedSnapshot] | None = None,
-        offers: OfferBook | None = None,
+        *,
+        show_suppliers: bool = True,
     ) -> CatalogState:
         return cls(
             index,
             dict(versions or {}),
             dict(snapshots or {}),
             time.time(),
-            PageCache(index),
-            offers if offers is not None else OfferBook(),
+            PageCache(index, show_suppliers=show_suppliers),
+            index.offers,
         )
 
 
@@ -188,8 +189,17 @@ class CatalogService:
         return state.index if state is not None else None
 
     def find(self, product_id: str) -> Product | None:
+        """A supplier product by its id, listed or absorbed into a canonical product
+        (None for a canonical id: those are not supplier products)."""
         index = self.index
         return index.product(product_id) if index is not None else None
+
+    def offer_rule(self, product: Product, reseller_rule: MarkupRule | None) -> MarkupRule:
+        """The rule one offer is priced by for a reseller: its own rule, else the price
+        list's for the offer's supplier and unified category - what an order for it is
+        charged by (``gateway.orders.ports.PricedCatalog.unit_price``)."""
+        category = self.taxonomy(product.supplier, product.category)
+        return self.prices.rule_for(product.supplier, category, reseller_rule)
 
     def offers(self, variant_id: str) -> list[tuple[Product, Variant]] | None:
         """The live supplier offers behind a canonical variant id, as (product, variant)
@@ -313,7 +323,7 @@ class CatalogService:
     ) -> bool:
         """Build the index over ``snapshots`` in a thread and swap it in (the caller
         paces the build: ``gateway.catalog.pacing``)."""
-        index, offers, unreadable = await asyncio.to_thread(self._build, snapshots)
+        index, unreadable = await asyncio.to_thread(self._build, snapshots)
         if unreadable:
             # A version this instance cannot decode (corrupt, or written by a newer
             # gateway with a model this one refuses): keep serving the previous
@@ -327,11 +337,14 @@ class CatalogService:
                     del snapshots[name]
             if not snapshots:
                 return False
-            index, offers, _ = await asyncio.to_thread(self._build, snapshots)
+            index, _ = await asyncio.to_thread(self._build, snapshots)
         build_seconds = time.perf_counter() - started
         metrics.INDEX_BUILD.observe(build_seconds)
         self.state = CatalogState.of(
-            index, {n: s.meta.version for n, s in snapshots.items()}, snapshots, offers
+            index,
+            {n: s.meta.version for n, s in snapshots.items()},
+            snapshots,
+            show_suppliers=self.settings.show_offer_suppliers,
         )
         # The index is millions of long-lived tuples: left to the cyclic collector,
         # every full collection walks them all (tens of ms of pause, the p99 of every
@@ -356,10 +369,8 @@ class CatalogService:
         self._retiring.add(task)
         task.add_done_callback(self._retiring.discard)
 
-    def _build(
-        self, snapshots: Mapping[str, LoadedSnapshot]
-    ) -> tuple[CatalogIndex, OfferBook, list[str]]:
-        """The index and offer book over ``snapshots`` (run in a thread), and the
+    def _build(self, snapshots: Mapping[str, LoadedSnapshot]) -> tuple[CatalogIndex, list[str]]:
+        """The index (with its offer book) over ``snapshots`` (run in a thread), and the
         suppliers whose snapshot could not be decoded (their products are then
         incomplete in it)."""
         unreadable: list[str] = []
@@ -377,12 +388,9 @@ class CatalogService:
                     )
                     unreadable.append(name)
 
-        offers = OfferBook()
         with duty_cycle(self.settings.build_cpu_share):
-            index = CatalogIndex.build(
-                offers.watching(products(), self.matcher), self.prices, self.taxonomy
-            )
-        return index, offers, unreadable
+            index = CatalogIndex.build(products(), self.prices, self.taxonomy, matcher=self.matcher)
+        return index, unreadable
 
     async def _note_failures(self, unpublished: list[str]) -> None:
         """Suppliers with nothing published: settled (for readiness) once a sync of theirs
