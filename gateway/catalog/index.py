@@ -137,6 +137,7 @@ class CatalogIndex:
         "_n",
         "_offers",
         "_out_of_stock",
+        "_supplier_products",
         "_prices",
         "_records",
         "_text",
@@ -173,6 +174,7 @@ class CatalogIndex:
         self._records = staged.records
         self._absorbed = staged.absorbed
         self._offers = staged.offers
+        self._supplier_products = dict(sorted(staged.supplier_products.items()))
         self._ids: list[str] = [pid for _, pid in staged.sort_keys]
         self._all: Bitmap = (1 << n) - 1
         self._doc_of = {pid: d for d, pid in enumerate(self._ids)}
@@ -342,7 +344,13 @@ class CatalogIndex:
         return self._fields["brand"].listing()
 
     def suppliers(self) -> dict[str, int]:
-        return dict(self._fields["supplier"].listing())
+        """Supplier products served per supplier, listed as themselves or through their
+        canonical product (the supplier facet counts listing rows instead)."""
+        return dict(self._supplier_products)
+
+    def supplier_products(self) -> int:
+        """Supplier products served (``len(index)`` counts listing rows)."""
+        return sum(self._supplier_products.values())
 
     def _labels(self, d: int) -> dict[str, Any]:
         f = self._fields

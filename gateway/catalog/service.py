@@ -246,7 +246,7 @@ class CatalogService:
                 suppliers[name] = {"catalog": "loading"}
         return {
             "catalog": "ready" if self.ready else "loading",
-            "products": len(state.index) if state is not None else 0,
+            "products": state.index.supplier_products() if state is not None else 0,
             "suppliers": suppliers,
         }
 
@@ -355,7 +355,8 @@ class CatalogService:
             metrics.PRODUCTS.labels(name).set(snap.meta.products)
             metrics.SNAPSHOT_VERSION.labels(name).set(snap.meta.version)
         log.info(
-            "catalog index rebuilt: %s products, versions %s, in %.2f s",
+            "catalog index rebuilt: %s products in %s listing rows, versions %s, in %.2f s",
+            index.supplier_products(),
             len(index),
             dict(self.state.versions),
             build_seconds,

@@ -68,12 +68,16 @@ class Staged:
     #: absorbed supplier product id -> marshal.dumps((record, labels)).
     absorbed: dict[str, bytes] = field(default_factory=dict)
     offers: OfferBook = field(default_factory=OfferBook)
+    #: supplier -> supplier products staged (listed or absorbed).
+    supplier_products: dict[str, int] = field(default_factory=dict)
 
     def columns(self) -> tuple[list[Any], ...]:
         return tuple(getattr(self, name) for name in _COLUMNS)
 
     def permuted(self, order: list[int]) -> Staged:
-        out = Staged(absorbed=self.absorbed, offers=self.offers)
+        out = Staged(
+            absorbed=self.absorbed, offers=self.offers, supplier_products=self.supplier_products
+        )
         for name in _COLUMNS:
             setattr(out, name, _permuted(getattr(self, name), order))
         return out
@@ -149,6 +153,8 @@ def stage(
                 column[at] = value
             continue
         position[pid] = len(records)
+        counted = staged.supplier_products
+        counted[product.supplier] = counted.get(product.supplier, 0) + 1
         for column, value in zip(columns, row, strict=True):
             column.append(value)
     compactor.close()

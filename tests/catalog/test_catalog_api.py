@@ -355,9 +355,10 @@ async def test_detail_is_cached_and_served_stale_while_the_supplier_is_down(
     fetched = box.requests
     assert fetched > before  # detail (and the supplier's stock check)
     # The detail's prices are the reseller's, as in the list it was found in.
-    listed = live.get("/v1/products", {"supplier": VO, "page_size": 1}, "reseller").json()
-    assert listed["data"]["products"][0]["price"] == data["price"]
-    assert [v["price"] for v in listed["data"]["products"][0]["variants"]] == [
+    listed = live.get("/v1/products", {"supplier": VO, "page_size": 100}, "reseller").json()
+    (row,) = [p for p in listed["data"]["products"] if p["id"] == product_id]
+    assert row["price"] == data["price"]
+    assert [v["price"] for v in row["variants"]] == [
         v["price"] for v in data["variants"]
     ]
 

@@ -687,6 +687,8 @@ def test_summary_shape_and_prices() -> None:
     assert summary == {
         "id": "vouchers:9",
         "supplier": "vouchers",
+        "suppliers": ["vouchers"],
+        "offer_count": 1,
         "name": "Steam Wallet",
         "brand": None,
         "category": "Gift Cards",
@@ -708,6 +710,7 @@ def test_summary_shape_and_prices() -> None:
                 "face_value": None,
                 "face_min": {"amount": 500, "currency": "USD"},
                 "face_max": {"amount": 10000, "currency": "USD"},
+                "offer_count": 1,
             },
             {
                 "id": "vouchers:9:fv2500",
@@ -716,6 +719,7 @@ def test_summary_shape_and_prices() -> None:
                 "face_value": {"amount": 2500, "currency": "USD"},
                 "face_min": None,
                 "face_max": None,
+                "offer_count": 1,
             },
         ],
     }
