@@ -358,9 +358,7 @@ async def test_detail_is_cached_and_served_stale_while_the_supplier_is_down(
     listed = live.get("/v1/products", {"supplier": VO, "page_size": 100}, "reseller").json()
     (row,) = [p for p in listed["data"]["products"] if p["id"] == product_id]
     assert row["price"] == data["price"]
-    assert [v["price"] for v in row["variants"]] == [
-        v["price"] for v in data["variants"]
-    ]
+    assert [v["price"] for v in row["variants"]] == [v["price"] for v in data["variants"]]
 
     again = live.get(f"/v1/products/{product_id}")
     assert again.status_code == 200 and box.requests == fetched  # in-process cache
