@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from bench import synthetic
 from gateway.catalog.index import CatalogIndex
+from gateway.catalog.matching import BrandTable, Matcher
 from gateway.catalog.pages import PageCache
 from gateway.catalog.service import CatalogState
 
@@ -47,7 +48,9 @@ def _settings() -> Any:
 
 def _index() -> CatalogIndex:
     return CatalogIndex.build(
-        synthetic.products(int(os.environ["BENCH_PRODUCTS"])), synthetic.price_list()
+        synthetic.products(int(os.environ["BENCH_PRODUCTS"])),
+        synthetic.price_list(),
+        matcher=Matcher(BrandTable.load()),
     )
 
 

@@ -1,5 +1,9 @@
 """Memory: RSS of a fresh process holding a catalog index of 100k synthetic products.
 
+The index is built as the service builds it, with the matcher: supplier products whose
+variants all match are listed through canonical products (one row per canonical product)
+and kept aside, marshalled, so that their ids still answer ("absorbed+offers").
+
 Target (issue 3): at most 300 MB RSS for one instance holding 100k products.
 
 A child process (``python -m bench.memory --child N``) imports what a gateway instance
@@ -60,11 +64,13 @@ def child(n: int) -> dict[str, Any]:
 
     from bench import synthetic
     from gateway.catalog.index import CatalogIndex
+    from gateway.catalog.matching import BrandTable, Matcher
 
+    matcher = Matcher(BrandTable.load())
     gc.collect()
     before = _status_mb("VmRSS")
     started = time.perf_counter()
-    index = CatalogIndex.build(synthetic.products(n), synthetic.price_list())
+    index = CatalogIndex.build(synthetic.products(n), synthetic.price_list(), matcher=matcher)
     build_s = time.perf_counter() - started
     gc.collect()
     after = _status_mb("VmRSS")
@@ -79,9 +85,11 @@ def child(n: int) -> dict[str, Any]:
             (index._list_price, index._cost, index._list_order, index._cost_order), seen
         ),
         "id lookup": _deep_size(index._doc_of, seen),
+        "absorbed+offers": _deep_size((index._absorbed, index._offers), seen),
     }
     return {
-        "products": len(index),
+        "products": index.supplier_products(),
+        "rows": len(index),
         "rss_before_mb": before,
         "rss_after_mb": after,
         "peak_mb": peak,
@@ -110,6 +118,7 @@ def run() -> dict[str, Any]:
         f"{index_mb:>5.1f} MB {index_mb * 2**20 / n:>8.0f} B {figures['peak_mb']:>8.1f} MB "
         f"{figures['build_s']:>12.1f}"
     )
+    print(f"listing rows: {figures['rows']:,} (canonical products and unmatched products)")
     print("where the index's bytes are (deep sys.getsizeof, shared objects counted once):")
     for part, mb in figures["parts_mb"].items():
         print(f"  {part:<16} {mb:>7.1f} MB  {mb * 2**20 / n:>6.0f} B/product")

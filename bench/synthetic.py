@@ -7,6 +7,10 @@ What makes it realistic enough to benchmark a search index on:
   platforms and regions), gift cards (brand × face value × country) and subscriptions;
 * a Zipf-distributed title vocabulary that keeps growing with the catalog (common words
   like "dark" or "legend" recur, invented words form a long tail), as real catalogs do;
+* the same gift cards sold by several suppliers (``SHARE_OF_SHARED_CARDS`` of all products:
+  a card line of the brand table, a market and a face value, each supplier naming it its
+  own way), so that canonical products with several offers are built at any size, as an
+  aggregator of real suppliers sees them;
 * publishers and categories spelt differently by different suppliers ("Game Keys",
   "game keys", "GameKeys"), accented and Cyrillic names, fixed and range variants,
   several currencies including zero- and three-decimal ones, stock and availability.
@@ -127,6 +131,18 @@ PLATFORMS = (
 
 REGIONS = ("Global", "EU", "US", "UK", "LATAM", "ROW", "EMEA", "Asia")
 
+#: The share of all products that are one of the cards several suppliers sell (the rest
+#: of the catalog is each supplier's own). Drawn from SHARED_LINES x MARKETS x
+#: SHARED_FACES (2,400 card variants, 240 card products): at 100k products, ~5,000
+#: supplier products and about three offers per card variant.
+SHARE_OF_SHARED_CARDS = 0.05
+SHARED_LINES = (
+    "Steam Wallet", "PlayStation Store", "Xbox Gift Card", "Nintendo eShop", "Google Play",
+    "Apple Gift Card", "Amazon Gift Card", "Netflix", "Razer Gold", "Roblox", "IKEA",
+    "Zalando",
+)  # fmt: skip
+SHARED_FACES = (5, 10, 15, 20, 25, 50, 75, 100, 150, 200)
+
 SUBSCRIPTIONS = (
     ("Xbox Game Pass Ultimate", "Xbox"), ("Xbox Game Pass Core", "Xbox"),
     ("PlayStation Plus Essential", "PlayStation"), ("PlayStation Plus Extra", "PlayStation"),
@@ -239,6 +255,8 @@ class _Generator:
         variants: list[Variant] = []
         pid = f"{supplier}:{i:08d}"
         region = rng.choice(REGIONS)
+        if rng.random() < SHARE_OF_SHARED_CARDS:
+            return self._shared_card(i, supplier, pid, country, currency)
         if kind < 0.55:  # game key
             title = self._title()
             edition = rng.choice(EDITIONS)
@@ -327,6 +345,54 @@ class _Generator:
             stock=stock,
             available=rng.random() < 0.95,
             short_description=short or None,
+            variants=tuple(variants),
+        )
+
+    def _shared_card(self, i: int, supplier: str, pid: str, country: str, currency: str) -> Product:
+        """One of the cards every supplier sells, named the supplier's way: Vouchers a
+        product per card with its face values as variants, the others a product per face
+        value with the amount in the name (with or without a face value field)."""
+        rng = self.rng
+        line = rng.choice(SHARED_LINES)
+        exp = currency_exponent(currency)
+        discount = Decimal(rng.choice(("0", "1.5", "2", "3.5", "5")))
+        faces = (
+            sorted(rng.sample(SHARED_FACES, rng.randint(1, 3)))
+            if supplier == "vouchers"
+            else [rng.choice(SHARED_FACES)]
+        )
+        variants = []
+        for face in faces:
+            minor = face * 10**exp
+            variants.append(
+                _construct(
+                    Variant,
+                    id=f"{pid}:fv{minor}",
+                    name=f"{face} {currency}",
+                    cost=self._money(discounted_cost(minor, discount), currency),
+                    face_value=None if supplier == "gaming_goods" else self._money(minor, currency),
+                    discount_percent=discount,
+                )
+            )
+        name = {
+            "vouchers": f"{line}",
+            "gaming_goods": f"{line} {faces[0]} {currency}",
+            "keyshop": f"{line} Gift Card {faces[0]} {currency}",
+        }.get(supplier, f"{line} Digital Code {faces[0]} {currency}")
+        return _construct(
+            Product,
+            id=pid,
+            supplier=supplier,
+            upstream_id=f"{i:08d}",
+            name=name,
+            brand=line.split()[0],
+            category=rng.choice(GIFT_CATEGORIES),
+            country=country,
+            currency=currency,
+            image_url=f"https://cdn.example.com/{supplier}/{i:08d}.png",
+            delivery_mode=DeliveryMode.CODE,
+            stock=None if rng.random() < 0.4 else rng.choice((0, 1, 5, 12, 100, 2500)),
+            available=rng.random() < 0.95,
             variants=tuple(variants),
         )
 

@@ -137,9 +137,9 @@ class CatalogIndex:
         "_n",
         "_offers",
         "_out_of_stock",
-        "_supplier_products",
         "_prices",
         "_records",
+        "_supplier_products",
         "_text",
         "_tuning",
     )
@@ -547,6 +547,9 @@ class CatalogIndex:
         """Sizes for benchmarks and logs."""
         return {
             "products": self._n,
+            "supplier_products": self.supplier_products(),
+            "absorbed": len(self._absorbed),
+            "canonical_variants": len(self._offers),
             "vocabulary": len(self._text.vocab),
             "prefix_unions": len(self._text.prefixes),
             "typo_keys": len(self._text.del_hashes),
