@@ -49,7 +49,7 @@ from adapters.models import Product, currency_exponent
 from gateway.catalog import records as rec
 from gateway.catalog.matching import RANGE_VARIANT, STANDARD_VARIANT, Matcher, MatchKey, Miss
 from gateway.catalog.offers import OfferBook, price_currency
-from gateway.catalog.pacing import checkpoint
+from gateway.catalog.pacing import checkpoint, paced_sorted
 from gateway.catalog.records import MoneyPair, apply_rule, variant_cost
 from gateway.pricing import MarkupRule, PriceList
 
@@ -124,7 +124,9 @@ def _pair(money: Any) -> MoneyPair | None:
 def offer_book(collected: Collected) -> OfferBook:
     """The offer book of what was collected, in its fixed order."""
     book = OfferBook()
-    for pid in sorted(collected.products):
+    for n, pid in enumerate(paced_sorted(list(collected.products))):
+        if not n & 255:
+            checkpoint()
         for seen in collected.products[pid][1]:
             book.record(seen[0], seen[1])
     book.seal()
@@ -140,16 +142,20 @@ def rows(
     """One canonical row per canonical product: (record, labels, suppliers, cost, list
     price). ``source`` gives each offer's supplier product (record and labels)."""
     seen_by_variant: dict[str, OfferSeen] = {}
-    for _, offers in collected.products.values():
+    for n, (_, offers) in enumerate(collected.products.values()):
+        if not n & 255:
+            checkpoint()
         for seen in offers:
             seen_by_variant[seen[0]] = seen
     by_product: dict[str, list[str]] = {}
-    for canonical_variant in book.variant_ids():
+    for n, canonical_variant in enumerate(book.variant_ids()):
+        if not n & 255:
+            checkpoint()
         key = book.key(canonical_variant)
         assert key is not None
         by_product.setdefault(key.product_id, []).append(canonical_variant)
     priced: dict[tuple[int, int], int] = {}
-    for n, product_id in enumerate(sorted(by_product)):
+    for n, product_id in enumerate(paced_sorted(list(by_product))):
         if not n & 63:
             checkpoint()
         variant_ids = sorted(by_product[product_id], key=lambda v: _variant_order(book, v))

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from adapters.ids import parse_variant_id
 from adapters.models import Product
 from gateway.catalog.matching import Matcher, MatchKey, Miss
+from gateway.catalog.pacing import checkpoint, paced_sorted
 
 
 class OfferBook:
@@ -51,13 +52,15 @@ class OfferBook:
         self.seal()
 
     def seal(self) -> None:
-        for ids in self._offers.values():
+        for n, ids in enumerate(self._offers.values()):
+            if not n & 255:
+                checkpoint()  # a build-time pass over every canonical variant
             ids[:] = sorted(set(ids), key=_offer_order)  # a repeated product counts once
         self._sealed = True
 
     def variant_ids(self) -> list[str]:
-        """Every canonical variant id of the book, sorted."""
-        return sorted(self._offers)
+        """Every canonical variant id of the book, sorted (in runs: build time)."""
+        return paced_sorted(list(self._offers))
 
     def offers(self, canonical_variant_id: str) -> list[str] | None:
         """The supplier variant ids behind a canonical variant, or None when the id is

@@ -204,7 +204,9 @@ def _add_canonical_rows(
         )
         source[pid] = (marshal.loads(staged.records[at]), labels)
     dropped: set[int] = set()
-    for pid in collected.absorbed():
+    for n, pid in enumerate(collected.absorbed()):
+        if not n & 255:
+            checkpoint()
         at = position[pid]
         dropped.add(at)
         staged.absorbed[pid] = marshal.dumps(source[pid])
