@@ -76,17 +76,17 @@ def child(n: int) -> dict[str, Any]:
     after = _status_mb("VmRSS")
     peak = _status_mb("VmHWM")
     seen: set[int] = set()
-    parts = {
-        "records": _deep_size((index._records, index._ids), seen),
-        "full text": _deep_size(index._text, seen),
-        "filters+facets": _deep_size(index._fields, seen)
-        + _deep_size((index._in_stock, index._out_of_stock, index._all), seen),
-        "prices": _deep_size(
-            (index._list_price, index._cost, index._list_order, index._cost_order), seen
-        ),
-        "id lookup": _deep_size(index._doc_of, seen),
-        "absorbed+offers": _deep_size((index._absorbed, index._offers), seen),
+    # The roots are built first and kept alive: a temporary tuple freed after its part
+    # was counted leaves its id to the next one, which would then count as seen.
+    roots = {
+        "records": (index._records, index._ids),
+        "full text": index._text,
+        "filters+facets": (index._fields, index._in_stock, index._out_of_stock, index._all),
+        "prices": (index._list_price, index._cost, index._list_order, index._cost_order),
+        "id lookup": index._doc_of,
+        "absorbed+offers": (index._absorbed, index._offers),
     }
+    parts = {name: _deep_size(root, seen) for name, root in roots.items()}
     return {
         "products": index.supplier_products(),
         "rows": len(index),
