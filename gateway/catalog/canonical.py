@@ -69,6 +69,10 @@ OfferSeen = tuple[str, MatchKey, _Pair, _Pair, _Pair, _Pair, str]
 #: A supplier product's labels (supplier, brand, unified category, country, currency).
 Labels = tuple[str, str | None, str | None, str | None, str]
 
+#: What a canonical row reads of each offer's supplier product record, in this order.
+SOURCE_FIELDS = (rec.R_NAME, rec.R_IMAGE, rec.R_MODE, rec.R_TIME, rec.R_STOCK, rec.R_AVAILABLE)
+S_NAME, S_IMAGE, S_MODE, S_TIME, S_STOCK, S_AVAILABLE = range(6)
+
 
 def is_canonical_product_id(product_id: str) -> bool:
     """Canonical product ids never hold a colon; supplier ids always do."""
@@ -87,22 +91,38 @@ class Collected:
     matcher: Matcher
     #: product id -> (every variant matched, its matched variants)
     products: dict[str, tuple[bool, list[OfferSeen]]] = field(default_factory=dict)
+    #: One key per canonical variant, and equal values (strings, fact pairs, money
+    #: pairs) shared: what is collected lives until the stream ends, interleaved with
+    #: the records, so every byte kept here also pins allocator memory afterwards.
+    _keys: dict[str, MatchKey] = field(default_factory=dict)
+    _shared: dict[Any, Any] = field(default_factory=dict)
 
     def see(self, product: Product) -> None:
         seen: list[OfferSeen] = []
+        share = self._shared.setdefault
         for variant in product.variants:
             verdict = self.matcher.verdict(product, variant)
             if isinstance(verdict, Miss):
                 continue
+            key = self._keys.get(verdict.variant_id)
+            if key is None:
+                facts = tuple(share(pair, pair) for pair in verdict.facts)
+                key = self._keys[verdict.variant_id] = MatchKey(
+                    share(verdict.product_id, verdict.product_id),
+                    share(verdict.variant_key, verdict.variant_key),
+                    share(facts, facts),
+                )
+            cost, face = variant_cost(variant), _pair(variant.face_value)
+            low, high = _pair(variant.face_min), _pair(variant.face_max)
             seen.append(
                 (
                     variant.id,
-                    verdict,
-                    variant_cost(variant),
-                    _pair(variant.face_value),
-                    _pair(variant.face_min),
-                    _pair(variant.face_max),
-                    variant.name,
+                    key,
+                    None if cost is None else share(cost, cost),
+                    None if face is None else share(face, face),
+                    None if low is None else share(low, low),
+                    None if high is None else share(high, high),
+                    share(variant.name, variant.name),
                 )
             )
         if seen:
@@ -130,17 +150,19 @@ def offer_book(collected: Collected) -> OfferBook:
         for seen in collected.products[pid][1]:
             book.record(seen[0], seen[1])
     book.seal()
+    collected._shared.clear()
     return book
 
 
 def rows(
     collected: Collected,
     book: OfferBook,
-    source: Mapping[str, tuple[rec.Record, Labels]],
+    source: Mapping[str, tuple[tuple[Any, ...], Labels]],
     prices: PriceList,
 ) -> Iterator[tuple[rec.Record, Labels, tuple[str, ...], int | None, int | None]]:
     """One canonical row per canonical product: (record, labels, suppliers, cost, list
-    price). ``source`` gives each offer's supplier product (record and labels)."""
+    price). ``source`` gives each offer's supplier product (its ``SOURCE_FIELDS`` and
+    labels)."""
     seen_by_variant: dict[str, OfferSeen] = {}
     for n, (_, offers) in enumerate(collected.products.values()):
         if not n & 255:
@@ -176,7 +198,7 @@ def _row(
     variant_ids: list[str],
     book: OfferBook,
     seen_by_variant: Mapping[str, OfferSeen],
-    source: Mapping[str, tuple[rec.Record, Labels]],
+    source: Mapping[str, tuple[tuple[Any, ...], Labels]],
     prices: PriceList,
     priced: dict[tuple[int, int], int],
 ) -> tuple[rec.Record, Labels, tuple[str, ...], int | None, int | None]:
@@ -239,8 +261,8 @@ def _row(
         row_currency = products[0][1][4]
     row_cost = _least(v[C_COST] for v in variants if v[C_CURRENCY] == row_currency)
     row_list = _least(v[C_LIST] for v in variants if v[C_CURRENCY] == row_currency)
-    available = [r for r, _ in products if r[rec.R_AVAILABLE]]
-    stocks = [r[rec.R_STOCK] for r in available]
+    available = [r for r, _ in products if r[S_AVAILABLE]]
+    stocks = [r[S_STOCK] for r in available]
     stock = None if any(s is None for s in stocks) else sum(stocks)
     lead_record = products[0][0]
     suppliers = tuple(dict.fromkeys(labels[0] for _, labels in products))
@@ -249,16 +271,16 @@ def _row(
         None,
         _row_name(first_key, first_offer, source),
         None,
-        _first(r[rec.R_IMAGE] for r, _ in products),
-        lead_record[rec.R_MODE],
-        lead_record[rec.R_TIME],
+        _first(r[S_IMAGE] for r, _ in products),
+        lead_record[S_MODE],
+        lead_record[S_TIME],
         None,
         stock,
         bool(available),
         None,
         tuple(variants),
         suppliers,
-        tuple(dict.fromkeys(r[rec.R_NAME] for r, _ in products)),
+        tuple(dict.fromkeys(r[S_NAME] for r, _ in products)),
     )
     labels: Labels = (
         suppliers[0],
@@ -280,14 +302,14 @@ def _first(values: Any) -> Any:
 
 
 def _row_name(
-    key: MatchKey, first_offer: OfferSeen, source: Mapping[str, tuple[rec.Record, Labels]]
+    key: MatchKey, first_offer: OfferSeen, source: Mapping[str, tuple[tuple[Any, ...], Labels]]
 ) -> str:
     line, place, currency = key.fact("line"), key.fact("place"), key.fact("currency")
     if line and place and currency:
         return f"{line} ({place}, {currency})"
     ref = parse_variant_id(first_offer[0])
     assert ref is not None
-    name: str = source[ref.product_id][0][rec.R_NAME]
+    name: str = source[ref.product_id][0][S_NAME]
     return name
 
 

@@ -276,9 +276,9 @@ class CatalogIndex:
             stored = self._absorbed.get(product_id)
             if stored is None:
                 return None
-            record, (supplier, brand, category, country, currency) = marshal.loads(stored)
+            raw, (supplier, brand, category, country, currency) = stored
             return rec.to_product(
-                record,
+                marshal.loads(raw),
                 supplier=supplier,
                 brand=brand,
                 category=category,

@@ -24,15 +24,12 @@ class OfferBook:
     """Canonical variant id -> the supplier variant ids offering it, in a fixed order
     (supplier, then variant id), whatever order the catalog streamed in."""
 
-    __slots__ = ("_keys", "_offers", "_sealed", "_shared")
+    __slots__ = ("_keys", "_offers", "_sealed")
 
     def __init__(self) -> None:
         self._offers: dict[str, list[str]] = {}
         self._keys: dict[str, MatchKey] = {}
         self._sealed = False
-        #: Build time only: equal strings and facts shared between keys (a key's own
-        #: strings and fact pairs cost ~600 bytes; 35k canonical variants at 100k).
-        self._shared: dict[object, object] = {}
 
     def add(self, product: Product, matcher: Matcher) -> None:
         """Record the verdict on every variant of ``product`` (build time only)."""
@@ -49,13 +46,7 @@ class OfferBook:
             found.append(supplier_variant_id)
             return
         self._offers[variant_id] = [supplier_variant_id]
-        share = self._shared.setdefault
-        facts = tuple(share(pair, pair) for pair in key.facts)
-        self._keys[variant_id] = MatchKey(
-            share(key.product_id, key.product_id),  # type: ignore[arg-type]
-            share(key.variant_key, key.variant_key),  # type: ignore[arg-type]
-            share(facts, facts),  # type: ignore[arg-type]
-        )
+        self._keys[variant_id] = key
 
     def watching(self, products: Iterable[Product], matcher: Matcher) -> Iterator[Product]:
         """``products`` unchanged, each recorded on the way past (so the index build
@@ -70,7 +61,6 @@ class OfferBook:
             if not n & 255:
                 checkpoint()  # a build-time pass over every canonical variant
             ids[:] = sorted(set(ids), key=_offer_order)  # a repeated product counts once
-        self._shared.clear()
         self._sealed = True
 
     def variant_ids(self) -> list[str]:

@@ -65,8 +65,8 @@ class Staged:
     list_prices: list[int | None] = field(default_factory=list)
     #: document -> every supplier of a canonical row with more than one.
     more_suppliers: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    #: absorbed supplier product id -> marshal.dumps((record, labels)).
-    absorbed: dict[str, bytes] = field(default_factory=dict)
+    #: absorbed supplier product id -> (its marshalled record, its labels).
+    absorbed: dict[str, tuple[bytes, tuple[Any, ...]]] = field(default_factory=dict)
     offers: OfferBook = field(default_factory=OfferBook)
     #: supplier -> supplier products staged (listed or absorbed).
     supplier_products: dict[str, int] = field(default_factory=dict)
@@ -191,6 +191,8 @@ def _add_canonical_rows(
     products aside; returns the absorbed products' positions (to leave out)."""
     staged.offers = canonical.offer_book(collected)
     source: dict[str, tuple[Any, canonical.Labels]] = {}
+    absorbed = collected.absorbed()
+    dropped: set[int] = set()
     for n, pid in enumerate(collected.products):
         if not n & 255:
             checkpoint()
@@ -202,14 +204,13 @@ def _add_canonical_rows(
             staged.countries[at],
             staged.currencies[at],
         )
-        source[pid] = (marshal.loads(staged.records[at]), labels)
-    dropped: set[int] = set()
-    for n, pid in enumerate(collected.absorbed()):
-        if not n & 255:
-            checkpoint()
-        at = position[pid]
-        dropped.add(at)
-        staged.absorbed[pid] = marshal.dumps(source[pid])
+        record = marshal.loads(staged.records[at])
+        # Only what a canonical row reads, not the variants.
+        source[pid] = (tuple(record[i] for i in canonical.SOURCE_FIELDS), labels)
+        if pid in absorbed:
+            dropped.add(at)
+            staged.absorbed[pid] = (staged.records[at], labels)  # the same bytes: no copy
+        del record
     columns = staged.columns()
     for record, labels, suppliers, cost, list_price in canonical.rows(
         collected, staged.offers, source, prices
