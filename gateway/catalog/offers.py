@@ -1,9 +1,10 @@
 """Which supplier variants stand behind each canonical variant: the offer book.
 
-Built in the same pass as the index (``CatalogService._build``), from the matcher's
-verdict on every supplier variant (``gateway.catalog.matching``), and replaced with it.
-It holds ids only (a few strings per matched variant); the products themselves stay in
-the index, read when an order is validated or placed.
+Built in the same pass as the index (``gateway.catalog.staging``, from the verdicts
+``gateway.catalog.canonical.Collected`` gathers), kept by the index (``CatalogIndex.offers``)
+and replaced with it. It holds ids and keys only; the products themselves stay in the
+index (listed, or kept aside when their canonical product is listed instead), read when
+an order is validated or placed.
 
 A canonical variant id (``gift-steam-wallet-usa-usd:fv5000``) has one colon and no
 supplier part, so it can never be mistaken for a supplier's variant id
@@ -12,11 +13,10 @@ supplier part, so it can never be mistaken for a supplier's variant id
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 from adapters.ids import parse_variant_id
-from adapters.models import Product
-from gateway.catalog.matching import Matcher, MatchKey, Miss
+from gateway.catalog.matching import MatchKey
 from gateway.catalog.pacing import checkpoint, paced_sorted
 
 
@@ -31,13 +31,6 @@ class OfferBook:
         self._keys: dict[str, MatchKey] = {}
         self._sealed = False
 
-    def add(self, product: Product, matcher: Matcher) -> None:
-        """Record the verdict on every variant of ``product`` (build time only)."""
-        for variant in product.variants:
-            verdict = matcher.verdict(product, variant)
-            if not isinstance(verdict, Miss):
-                self.record(variant.id, verdict)
-
     def record(self, supplier_variant_id: str, key: MatchKey) -> None:
         """``supplier_variant_id`` is an offer of ``key`` (build time only)."""
         variant_id = key.variant_id
@@ -47,14 +40,6 @@ class OfferBook:
             return
         self._offers[variant_id] = [supplier_variant_id]
         self._keys[variant_id] = key
-
-    def watching(self, products: Iterable[Product], matcher: Matcher) -> Iterator[Product]:
-        """``products`` unchanged, each recorded on the way past (so the index build
-        streams the catalog once)."""
-        for product in products:
-            self.add(product, matcher)
-            yield product
-        self.seal()
 
     def seal(self) -> None:
         for n, ids in enumerate(self._offers.values()):

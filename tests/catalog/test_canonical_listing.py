@@ -9,7 +9,6 @@ who sells what."""
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -19,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from catalog_support import GG, VO, Sandbox, ServiceFactory, catalog_gateway_settings, reader_token
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_catalog_api import MARKUP, RESELLER_RULE, TAXONOMY, published_products
 from test_catalog_service import publish
 
@@ -232,17 +233,23 @@ async def test_canonical_ids_and_rows_do_not_depend_on_sync_or_order(
     again = service.index
     assert again is not None and again is not first
     assert again.search(SearchQuery(limit=len(again))).ids == listed
-    # Any order of the catalog: the same rows, the same summaries and offers.
+    # Any order of the catalog (hypothesis draws it): the same rows, summaries, offers.
     matcher = Matcher.from_files(None, None)
     want = first.summaries(listed)
-    for seed in range(3):
-        shuffled = products[:]
-        random.Random(seed).shuffle(shuffled)
-        index = CatalogIndex.build(shuffled, service.prices, matcher=matcher)
+    reseller_want = first.summaries(listed, RESELLER_RULE)
+
+    @settings(max_examples=8, deadline=None, database=None)
+    @given(order=st.permutations(range(len(products))))
+    def same_listing(order: list[int]) -> None:
+        index = CatalogIndex.build((products[i] for i in order), service.prices, matcher=matcher)
         assert index.search(SearchQuery(limit=len(index))).ids == listed
         assert index.summaries(listed) == want
+        assert index.summaries(listed, RESELLER_RULE) == reseller_want
+        assert index.offers.variant_ids() == first.offers.variant_ids()
         for variant_id in index.offers.variant_ids():
             assert index.offers.offers(variant_id) == first.offers.offers(variant_id)
+
+    same_listing()
 
 
 async def test_show_offer_suppliers_false_hides_who_sells_what(
