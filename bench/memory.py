@@ -118,7 +118,12 @@ def run() -> dict[str, Any]:
         f"{index_mb:>5.1f} MB {index_mb * 2**20 / n:>8.0f} B {figures['peak_mb']:>8.1f} MB "
         f"{figures['build_s']:>12.1f}"
     )
-    print(f"listing rows: {figures['rows']:,} (canonical products and unmatched products)")
+    stats = figures["stats"]
+    print(
+        f"listing rows: {figures['rows']:,} (canonical and unmatched products); supplier "
+        f"products listed through a canonical one: {stats['absorbed']:,}; canonical "
+        f"variants: {stats['canonical_variants']:,}"
+    )
     print("where the index's bytes are (deep sys.getsizeof, shared objects counted once):")
     for part, mb in figures["parts_mb"].items():
         print(f"  {part:<16} {mb:>7.1f} MB  {mb * 2**20 / n:>6.0f} B/product")
