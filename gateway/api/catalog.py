@@ -47,7 +47,12 @@ class ProductQuery(BaseModel):
     )
     category: str | None = Field(default=None, max_length=100, description="Unified category.")
     brand: str | None = Field(default=None, max_length=100)
-    supplier: str | None = Field(default=None, max_length=64)
+    supplier: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Products with an offer from this supplier (refused with 400 when the "
+        "gateway hides suppliers: catalog.show_offer_suppliers).",
+    )
     country: str | None = Field(
         default=None, pattern=r"^[A-Za-z]{3}$", description="ISO 3166-1 alpha-3."
     )

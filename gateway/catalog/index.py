@@ -17,7 +17,9 @@ Prices: without a reseller rule a product's price is its cheapest variant's cost
 the price list's rule for its supplier and (unified) category, computed at build time.
 With a reseller rule, one rule prices everything, and filters and sorts work on cost
 with the bounds mapped through the rule, which gives exactly the brute-force result
-(see :mod:`gateway.catalog.price_order` for mixed currencies).
+(see :mod:`gateway.catalog.price_order` for mixed currencies). A canonical product's row
+(:mod:`gateway.catalog.canonical`) brings its list price computed (each offer priced by
+its own supplier's rule) and its cheapest cost, so both orders hold for it too.
 """
 
 from __future__ import annotations

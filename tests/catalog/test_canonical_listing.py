@@ -24,7 +24,7 @@ from test_catalog_api import MARKUP, RESELLER_RULE, TAXONOMY, published_products
 from test_catalog_service import publish
 
 from adapters.base import SupplierAdapter
-from adapters.models import Product
+from adapters.models import Money, Product, Variant
 from adapters.sandbox_server import BackgroundServer
 from gateway.app import create_app
 from gateway.catalog import schema
@@ -33,7 +33,7 @@ from gateway.catalog.matching import Matcher, match_catalog
 from gateway.catalog.offers import price_currency
 from gateway.catalog.service import CatalogService, price_list
 from gateway.orders.ports import PricedCatalog
-from gateway.pricing import MarkupRule
+from gateway.pricing import MarkupRule, PriceList
 
 STEAM_DE = "gift-steam-wallet-deu-eur"
 STEAM_DE_50 = f"{STEAM_DE}:fv5000"
@@ -292,3 +292,105 @@ async def test_show_offer_suppliers_false_hides_who_sells_what(
         own = next(p for p in products if p.id in {r["id"] for r in page["products"]})
         answer = client.get(f"/v1/products/{own.id}").json()["data"]
         assert answer["id"] == own.id and answer["supplier"] is None
+
+
+def _card(
+    pid: str, name: str, variants: list[tuple[str, int | None, int, str]], **kw: Any
+) -> Product:
+    """A gift card product; variants are (key, face or None, cost, currency)."""
+    supplier = pid.split(":")[0]
+    return Product(
+        id=pid,
+        supplier=supplier,
+        upstream_id=pid.split(":")[1],
+        name=name,
+        category="Gift Cards",
+        currency=kw.pop("currency", variants[0][3]),
+        variants=tuple(
+            Variant(
+                id=f"{pid}:{key}",
+                name=key,
+                cost=Money(amount=cost, currency=currency),
+                face_value=None if face is None else Money(amount=face, currency=currency),
+            )
+            for key, face, cost, currency in variants
+        ),
+        **kw,
+    )
+
+
+def test_rows_merge_offers_price_in_one_currency_and_keep_partly_matched_products() -> None:
+    """A hand-made catalog, every rule of the listing checked on it."""
+    catalog = [
+        _card(
+            "vouchers:1",
+            "Steam Wallet Card DE",
+            [("fv2500", 2500, 2400, "EUR"), ("fv5000", 5000, 4850, "EUR")],
+            country="DEU",
+            stock=0,
+        ),
+        _card("gaming_goods:a", "Steam Gift Card 50 EUR DE", [("std", None, 4800, "EUR")], stock=3),
+        # The USD card: Gaming Goods prices it in EUR, so only the USD offer competes.
+        _card("gaming_goods:b", "Steam Gift Card 50 USD US", [("std", None, 100, "EUR")]),
+        _card("vouchers:2", "Steam Wallet Card US", [("fv5000", 5000, 4700, "USD")], country="USA"),
+        # Partly matched: its second variant has no face value, so it is sold only here.
+        _card(
+            "vouchers:3",
+            "Xbox Gift Card US",
+            [("fv2500", 2500, 2300, "USD"), ("bundle", None, 900, "USD")],
+            country="USA",
+        ),
+        _card("vouchers:4", "Mystery Card", [("fv1000", 1000, 950, "USD")]),  # unmatched
+    ]
+    prices = PriceList(
+        MarkupRule(percent=Decimal("10")),
+        [MarkupRule(supplier=GG, percent=Decimal("0"), fixed_minor=0)],
+    )
+    index = CatalogIndex.build(catalog, prices, matcher=Matcher.from_files(None, None))
+    listed = index.search(SearchQuery(limit=100, facets=True))
+    assert sorted(listed.ids) == sorted(
+        [
+            "gift-steam-wallet-deu-eur",
+            "gift-steam-wallet-usa-usd",
+            "gift-xbox-gift-card-usa-usd",
+            "vouchers:3",  # partly matched: listed as itself too
+            "vouchers:4",
+        ]
+    )
+    assert index.supplier_products() == 6 and index.suppliers() == {GG: 2, VO: 4}
+    assert listed.facets is not None
+    assert listed.facets["supplier"] == {VO: 5, GG: 2}  # a row counts under each supplier
+    rows = {s["id"]: s for s in index.summaries(listed.ids)}
+    de = rows["gift-steam-wallet-deu-eur"]
+    assert (de["name"], de["offer_count"], de["suppliers"]) == (
+        "Steam Wallet (DEU, EUR)",
+        2,
+        [GG, VO],
+    )
+    fv5000 = next(v for v in de["variants"] if v["id"].endswith(":fv5000"))
+    # GG at cost 4800 (no markup) beats Vouchers' 4850 + 10%; the 25 EUR card is
+    # Vouchers' alone.
+    assert fv5000["price"] == {"amount": 4800, "currency": "EUR"} and fv5000["offer_count"] == 2
+    assert de["price"] == {"amount": 2640, "currency": "EUR"}  # cheapest variant: 2400 + 10%
+    assert de["in_stock"] is True and de["stock"] == 3  # Vouchers' is out of stock
+    usd = rows["gift-steam-wallet-usa-usd"]
+    assert usd["currency"] == "USD" and usd["price"] == {"amount": 5170, "currency": "USD"}
+    assert usd["offer_count"] == 2  # the EUR-priced offer is still an offer, not a price
+    # Filters and sorts see rows: a supplier filter finds rows with an offer of it.
+    by_gg = index.search(SearchQuery(supplier=GG, limit=100)).ids
+    assert sorted(by_gg) == ["gift-steam-wallet-deu-eur", "gift-steam-wallet-usa-usd"]
+    cheap_eur = index.search(
+        SearchQuery(currency="EUR", min_price=2000, max_price=3000, limit=100)
+    ).ids
+    assert cheap_eur == ["gift-steam-wallet-deu-eur"]
+    reseller = MarkupRule(percent=Decimal("1"))
+    (again,) = index.summaries(["gift-steam-wallet-deu-eur"], reseller)
+    assert again["price"] == {"amount": 2424, "currency": "EUR"}  # ceil(2400 x 1.01)
+    # Supplier ids answer whether listed or absorbed; canonical ids are not products.
+    for product in catalog:
+        found = index.product(product.id)
+        assert found is not None and found.variants == product.variants
+    assert index.product("gift-steam-wallet-deu-eur") is None
+    assert index.canonical_row("gift-steam-wallet-deu-eur") is not None
+    assert index.canonical_row("vouchers:3") is None
+    assert index.offers.offers("gift-xbox-gift-card-usa-usd:fv2500") == ["vouchers:3:fv2500"]
