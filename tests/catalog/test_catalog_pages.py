@@ -7,10 +7,12 @@ import json
 import tracemalloc
 from collections.abc import Callable
 
+import pytest
 from starlette.responses import JSONResponse
 
 from bench import synthetic
 from gateway.catalog.index import CatalogIndex, SearchQuery
+from gateway.catalog.matching import BrandTable, Matcher
 from gateway.catalog.pages import PageCache, price_basis
 from gateway.pricing import MarkupRule
 
@@ -30,8 +32,14 @@ def fresh(index: CatalogIndex, query: SearchQuery, page: int, rule: MarkupRule |
     return bytes(JSONResponse({"data": data}).body)
 
 
-def test_pages_equal_fresh_rendering_for_every_price_basis() -> None:
-    index = CatalogIndex.build(synthetic.products(2000, seed=3), synthetic.price_list())
+@pytest.mark.parametrize("canonical", [False, True], ids=["supplier-rows", "canonical-rows"])
+def test_pages_equal_fresh_rendering_for_every_price_basis(canonical: bool) -> None:
+    matcher = Matcher(BrandTable.load()) if canonical else None
+    index = CatalogIndex.build(
+        synthetic.products(2000, seed=3), synthetic.price_list(), matcher=matcher
+    )
+    if canonical:  # the synthetic catalog sells shared cards: rows with several offers
+        assert index.stats()["absorbed"] > 100
     pages = PageCache(index, summary_entries=50)  # small: evictions happen
     queries = [
         SearchQuery(limit=20),
@@ -39,6 +47,8 @@ def test_pages_equal_fresh_rendering_for_every_price_basis() -> None:
         SearchQuery(sort="price_desc", currency="EUR", min_price=500, limit=30),
         SearchQuery(text="gift card", in_stock=True, limit=10, facets=True),
         SearchQuery(category="nothing here", limit=10, facets=True),
+        SearchQuery(text="steam wallet", supplier="vouchers", limit=10, facets=True),
+        SearchQuery(sort="price_asc", currency="USD", limit=25, offset=25),
     ]
     for _ in range(2):  # the second round is served from the caches
         for query in queries:
