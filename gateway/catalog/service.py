@@ -100,16 +100,18 @@ class CatalogState:
         index: CatalogIndex,
         versions: Mapping[str, int] | None = None,
         snapshots: Mapping[str, LoadedSnapshot] | None = None,
+        offers: OfferBook | None = None,
         *,
         show_suppliers: bool = True,
     ) -> CatalogState:
+        """``offers`` defaults to the book the index was built with."""
         return cls(
             index,
             dict(versions or {}),
             dict(snapshots or {}),
             time.time(),
             PageCache(index, show_suppliers=show_suppliers),
-            index.offers,
+            offers if offers is not None else index.offers,
         )
 
 
