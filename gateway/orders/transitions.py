@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from adapters.models import Code, UpstreamOrder, UpstreamOrderState
 from gateway.orders.crypto import CodeCipher
 from gateway.orders.models import (
+    AttemptOutcome,
     Failure,
     HoldReason,
     ItemStatus,
@@ -143,7 +144,12 @@ def apply_upstream(
 
 
 def fail_part(order: StoredOrder, part: Part, failure: Failure, now: float) -> None:
-    """Nothing of this part was bought: its items failed."""
+    """Nothing of this part was bought: its items failed (and its attempt in progress,
+    if any, with it)."""
+    current = part.current()
+    if current is not None:
+        current.outcome, current.ended_at = AttemptOutcome.FAILED, now
+        current.code = current.code or failure.code
     part.state = PartState.FAILED
     part.finished_at = now
     part.job = None
