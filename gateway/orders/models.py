@@ -204,6 +204,9 @@ class Attempt(_Stored):
     ended_at: float | None = None
     #: The supplier's unit cost when chosen (minor units, in the accepted currency).
     cost: int | None = None
+    #: The face value sent with the line: the item's for a range offer, the offer's own
+    #: (possibly none) for a fixed one.
+    face_value: Money | None = None
     #: A stable code for a refusal (``supplier_rejected_order``, ``not_found``...).
     code: str | None = None
     error: str | None = None

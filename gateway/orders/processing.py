@@ -397,6 +397,7 @@ class OrderProcessor:
                     reference=reference,
                     at=now,
                     cost=choice.cost,
+                    face_value=item.face_value if variant.is_range else variant.face_value,
                 )
             )
             part.supplier, part.reference = choice.supplier, reference
@@ -480,9 +481,12 @@ class OrderProcessor:
         self, adapter: SupplierAdapter, order: StoredOrder, part: Part
     ) -> _Outcome:
         items = [order.items[i] for i in part.items]
+        current = part.current() if part.routed else None
         lines = [
             OrderLine(
-                variant_id=item.variant_id, quantity=item.quantity, face_value=item.face_value
+                variant_id=item.variant_id,
+                quantity=item.quantity,
+                face_value=current.face_value if current is not None else item.face_value,
             )
             for item in items
         ]

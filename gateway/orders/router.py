@@ -7,7 +7,8 @@ down since the order was accepted is not used. An offer is **eligible** when:
 
 * its supplier is configured and enabled here, and not already refused this part;
 * its product is available with enough units in stock;
-* its face value is the item's (a range offer: the face lies in its range);
+* a range offer takes the item's face value (a fixed offer is the item's card by the
+  catalog's match: its face is not compared, a supplier may not state one);
 * its cost and its reseller price are in the accepted currency (never converted);
 * its reseller price, by the markup rule stored at acceptance, is not above the
   accepted unit price (the reseller is never charged more than accepted) and its cost
@@ -205,8 +206,6 @@ class OfferRouter:
                 or not low.amount <= face.amount <= high.amount
             ):
                 return Skip.FACE_VALUE, None
-        elif variant.face_value != face:
-            return Skip.FACE_VALUE, None
         cost = variant.unit_cost(face if variant.is_range else variant.face_value)
         price = catalog.unit_price(
             product, variant, face if variant.is_range else variant.face_value, item.markup

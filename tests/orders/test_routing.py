@@ -1,0 +1,277 @@
+"""Routing an item ordered by a canonical variant id: the cheapest eligible offer is
+chosen when the part is placed; out of stock, an open circuit, a price above the
+accepted one each skip an offer; a refusal fails over under a new reference; an unknown
+outcome is settled at the same supplier first; a pinned item never fails over.
+Real Redis, both sandboxes over loopback HTTP."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from offers_support import (
+    STEAM_DEU_50,
+    catalog_with,
+    equal_prices,
+    gaming_goods_stock,
+    offers,
+    purchases_by_reference,
+)
+from orders_harness import Sandboxes, make_settings, order_settings, wait_until
+from prometheus_client import REGISTRY
+
+from adapters.models import Product
+from gateway.orders.models import AttemptOutcome, PartState
+
+
+async def order(inst: Any, caller: Any, variant_id: str, quantity: int = 1, **extra: Any) -> Any:
+    response = await inst.client.post(
+        "/v1/orders",
+        json={"items": [{"variant_id": variant_id, "quantity": quantity, **extra}]},
+        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4()), "Prefer": "wait=15"},
+    )
+    assert response.status_code in (201, 202), response.text
+    return response.json()["data"]
+
+
+async def stored(inst: Any, order_id: str) -> Any:
+    loaded = await inst.orders.store.load(order_id)
+    assert loaded is not None
+    return loaded.order
+
+
+def decisions(supplier: str, outcome: str) -> float:
+    labels = {"supplier": supplier, "outcome": outcome}
+    return REGISTRY.get_sample_value("gateway_order_routing_decisions_total", labels) or 0.0
+
+
+def failovers(source: str, target: str) -> float:
+    labels = {"from_supplier": source, "to_supplier": target}
+    return REGISTRY.get_sample_value("gateway_order_failovers_total", labels) or 0.0
+
+
+async def bought(sandboxes: Sandboxes, order_id: str) -> dict[str, list[str]]:
+    """Supplier -> references bought for ``order_id``, from both purchase logs."""
+    result: dict[str, list[str]] = {}
+    for reference, rows in (await purchases_by_reference(sandboxes)).items():
+        if reference.startswith(order_id + "-"):
+            for row in rows:
+                result.setdefault(row["supplier"], []).append(reference)
+    return result
+
+
+async def test_the_cheapest_offer_is_chosen_and_the_item_says_so(
+    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+) -> None:
+    cheap, _dear = offers(products, STEAM_DEU_50)
+    inst = await make_instance()
+    caller = await inst.caller()
+    before = decisions(cheap.supplier, "chosen")
+    data = await order(inst, caller, STEAM_DEU_50)
+    assert data["status"] == "completed", data
+    item = data["items"][0]
+    assert item["canonical_variant_id"] == STEAM_DEU_50
+    assert item["supplier"] == cheap.supplier and item["variant_id"] == cheap.variant.id
+    assert item["unit_price"] == {"amount": -(-cheap.cost * 110 // 100), "currency": "EUR"}
+    assert len(item["codes"]) == 1
+    assert await bought(sandboxes, data["id"]) == {cheap.supplier: [f"{data['id']}-1"]}
+    part = (await stored(inst, data["id"])).parts[0]
+    assert part.routed and [(t.supplier, t.outcome) for t in part.tries] == [
+        (cheap.supplier, AttemptOutcome.PLACED)
+    ]
+    assert part.tries[0].cost == cheap.cost
+    assert decisions(cheap.supplier, "chosen") == before + 1
+
+
+async def test_a_sent_price_below_the_cheapest_offer_is_refused(
+    make_instance: Any, products: list[Product]
+) -> None:
+    cheap, _ = offers(products, STEAM_DEU_50)
+    inst = await make_instance()
+    caller = await inst.caller()
+    price = -(-cheap.cost * 110 // 100)
+    response = await inst.client.post(
+        "/v1/orders",
+        json={
+            "items": [
+                {
+                    "variant_id": STEAM_DEU_50,
+                    "quantity": 1,
+                    "unit_price": {"amount": price - 1, "currency": "EUR"},
+                }
+            ]
+        },
+        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert error["code"] == "price_changed"
+    assert error["details"][0]["current"] == {"amount": price, "currency": "EUR"}
+
+
+async def test_out_of_stock_skips_an_offer(
+    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+) -> None:
+    cheap, dear = offers(products, STEAM_DEU_50)
+    gaming_goods_stock(
+        sandboxes, dear.product.id, 1000
+    ) if dear.supplier == "gaming_goods" else None
+    inst = await make_instance()
+    caller = await inst.caller()
+    prices = equal_prices(products, [STEAM_DEU_50])
+    # Accepted while both are in stock; the cheaper one sold out before placement.
+    inst.orders.catalog = catalog_with(products, prices)
+    await inst.orders.stop()  # no worker yet: accept first, then change the catalog
+    response = await inst.client.post(
+        "/v1/orders",
+        json={"items": [{"variant_id": STEAM_DEU_50, "quantity": 1}]},
+        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+    order_id = response.json()["data"]["id"]
+    inst.orders.catalog = catalog_with(products, prices, **{cheap.product.id: 0})
+    skipped = decisions(cheap.supplier, "out_of_stock")
+    await inst.orders.start(workers=True)
+    final = await inst.orders.wait_final(order_id, 15)
+    assert final.status.value == "completed", final.parts
+    assert final.items[0].supplier == dear.supplier
+    assert await bought(sandboxes, order_id) == {dear.supplier: [f"{order_id}-1"]}
+    assert decisions(cheap.supplier, "out_of_stock") == skipped + 1
+
+
+async def test_an_open_circuit_skips_an_offer(
+    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+) -> None:
+    cheap, dear = offers(products, STEAM_DEU_50)
+    if dear.supplier == "gaming_goods":
+        gaming_goods_stock(sandboxes, dear.product.id, 1000)
+    inst = await make_instance()
+    inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
+    caller = await inst.caller()
+    breaker = inst.orders.adapters[cheap.supplier].breaker
+    for _ in range(breaker.failure_threshold):
+        breaker.record_failure()
+    try:
+        skipped = decisions(cheap.supplier, "circuit_open")
+        data = await order(inst, caller, STEAM_DEU_50)
+    finally:
+        breaker.record_success()
+    assert data["status"] == "completed", data
+    assert data["items"][0]["supplier"] == dear.supplier
+    assert await bought(sandboxes, data["id"]) == {dear.supplier: [f"{data['id']}-1"]}
+    assert decisions(cheap.supplier, "circuit_open") == skipped + 1
+
+
+async def test_a_refusal_fails_over_under_a_new_reference(
+    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+) -> None:
+    cheap, dear = offers(products, STEAM_DEU_50)
+    if dear.supplier == "gaming_goods":
+        gaming_goods_stock(sandboxes, dear.product.id, 1000)
+    inst = await make_instance()
+    inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
+    caller = await inst.caller()
+    await sandboxes.set_faults(cheap.supplier, refuse_rate=1.0)
+    moved = failovers(cheap.supplier, dear.supplier)
+    data = await order(inst, caller, STEAM_DEU_50)
+    assert data["status"] == "completed", data
+    item = data["items"][0]
+    assert item["supplier"] == dear.supplier and len(item["codes"]) == 1
+    oid = data["id"]
+    # Nothing bought at the refusing supplier; the second attempt's own reference at the
+    # second supplier, once.
+    assert await bought(sandboxes, oid) == {dear.supplier: [f"{oid}-1.2"]}
+    part = (await stored(inst, oid)).parts[0]
+    assert [(t.supplier, t.reference, t.outcome) for t in part.tries] == [
+        (cheap.supplier, f"{oid}-1", AttemptOutcome.REFUSED),
+        (dear.supplier, f"{oid}-1.2", AttemptOutcome.PLACED),
+    ]
+    assert part.tries[0].code == "supplier_rejected_order"
+    assert failovers(cheap.supplier, dear.supplier) == moved + 1
+
+
+async def test_a_price_above_the_accepted_one_skips_an_offer_and_the_item_fails_with_the_refusal(
+    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+) -> None:
+    cheap, dear = offers(products, STEAM_DEU_50)
+    inst = await make_instance()  # one markup for both: the dearer offer costs the reseller more
+    caller = await inst.caller()
+    await sandboxes.set_faults(cheap.supplier, refuse_rate=1.0)
+    skipped = decisions(dear.supplier, "price_above_accepted")
+    data = await order(inst, caller, STEAM_DEU_50)
+    assert data["status"] == "failed", data
+    assert data["items"][0]["failure"]["code"] == "supplier_rejected_order"
+    assert await bought(sandboxes, data["id"]) == {}
+    # weighed (and skipped) at both choices: the first, and the one after the refusal
+    assert decisions(dear.supplier, "price_above_accepted") == skipped + 2
+    part = (await stored(inst, data["id"])).parts[0]
+    assert part.state is PartState.FAILED
+    assert [t.outcome for t in part.tries] == [AttemptOutcome.REFUSED]
+
+
+async def test_a_pinned_item_never_fails_over(
+    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+) -> None:
+    cheap, _dear = offers(products, STEAM_DEU_50)
+    inst = await make_instance()
+    inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
+    caller = await inst.caller()
+    await sandboxes.set_faults(cheap.supplier, refuse_rate=1.0)
+    data = await order(inst, caller, cheap.variant.id)  # the supplier's own variant id
+    assert data["status"] == "failed", data
+    assert data["items"][0]["canonical_variant_id"] is None
+    assert await bought(sandboxes, data["id"]) == {}
+    part = (await stored(inst, data["id"])).parts[0]
+    assert not part.routed
+    assert [(t.supplier, t.outcome) for t in part.tries] == [
+        (cheap.supplier, AttemptOutcome.FAILED)
+    ]
+
+
+async def test_an_unknown_outcome_is_settled_at_the_same_supplier_first(
+    make_instance: Any,
+    products: list[Product],
+    sandboxes: Sandboxes,
+    redis_url: str,
+    key_prefix: str,
+) -> None:
+    """The cheaper supplier answers 500 to the purchase and to every look-up: the outcome
+    is unknown, the part is held. Once the supplier answers again, the look-up by the same
+    reference finds nothing there and the part is sent again *to that supplier under that
+    reference*, although the other offer was eligible all along."""
+    cheap, _dear = offers(products, STEAM_DEU_50)
+    settings = make_settings(
+        redis_url,
+        key_prefix,
+        sandboxes,
+        orders=order_settings(review_reconcile_seconds=0.3, review_reconcile_attempts=5),
+    )
+    inst = await make_instance(settings)
+    inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
+    caller = await inst.caller()
+    paths = {"vouchers": ["/api/v1/orders"], "gaming_goods": ["/checkout", "/orders"]}
+    await sandboxes.set_faults(cheap.supplier, error_rate=1.0, paths=paths[cheap.supplier])
+    response = await inst.client.post(
+        "/v1/orders",
+        json={"items": [{"variant_id": STEAM_DEU_50, "quantity": 1}]},
+        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    oid = response.json()["data"]["id"]
+
+    async def held() -> Any:
+        part = (await stored(inst, oid)).parts[0]
+        return part if part.state is PartState.REVIEW else None
+
+    part = await wait_until(held, 15)
+    assert part is not None, "the unknown outcome was not held"
+    assert [(t.supplier, t.outcome, t.was_unknown) for t in part.tries] == [
+        (cheap.supplier, AttemptOutcome.UNKNOWN, True)
+    ]
+    await sandboxes.set_faults(cheap.supplier)  # answering again
+    final = await inst.orders.wait_final(oid, 15)
+    assert final.status.value == "completed"
+    assert await bought(sandboxes, oid) == {cheap.supplier: [f"{oid}-1"]}
+    tries = final.parts[0].tries
+    assert [(t.supplier, t.reference, t.outcome) for t in tries] == [
+        (cheap.supplier, f"{oid}-1", AttemptOutcome.PLACED)
+    ]
