@@ -275,3 +275,46 @@ async def test_an_unknown_outcome_is_settled_at_the_same_supplier_first(
     assert [(t.supplier, t.reference, t.outcome) for t in tries] == [
         (cheap.supplier, f"{oid}-1", AttemptOutcome.PLACED)
     ]
+
+
+async def test_a_refusal_after_an_unknown_outcome_is_held_not_failed_over(
+    make_instance: Any,
+    products: list[Product],
+    sandboxes: Sandboxes,
+    redis_url: str,
+    key_prefix: str,
+) -> None:
+    """The first send's outcome is unknown; the look-up later finds nothing, the resend
+    under the same reference is refused. The first request could still commit, so the
+    refusal is not "nothing bought": the part is held, never sent to the other supplier."""
+    cheap, dear = offers(products, STEAM_DEU_50)
+    settings = make_settings(
+        redis_url,
+        key_prefix,
+        sandboxes,
+        orders=order_settings(review_reconcile_seconds=0.2, review_reconcile_attempts=1),
+    )
+    inst = await make_instance(settings)
+    inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
+    caller = await inst.caller()
+    paths = {"vouchers": ["/api/v1/orders"], "gaming_goods": ["/checkout", "/orders"]}
+    await sandboxes.set_faults(cheap.supplier, error_rate=1.0, paths=paths[cheap.supplier])
+    response = await inst.client.post(
+        "/v1/orders",
+        json={"items": [{"variant_id": STEAM_DEU_50, "quantity": 1}]},
+        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    oid = response.json()["data"]["id"]
+
+    async def held(reason: str) -> Any:
+        part = (await stored(inst, oid)).parts[0]
+        return part if part.review_reason == reason else None
+
+    assert await wait_until(lambda: held("outcome_unknown"), 15) is not None
+    await sandboxes.set_faults(cheap.supplier, refuse_rate=1.0)
+    part = await wait_until(lambda: held("refused_after_unknown"), 15)
+    assert part is not None, "the refused resend was not held"
+    assert [(t.supplier, t.reference) for t in part.tries] == [(cheap.supplier, f"{oid}-1")]
+    assert part.tries[0].outcome is AttemptOutcome.UNKNOWN
+    assert await bought(sandboxes, oid) == {}
+    assert dear.supplier not in {t.supplier for t in part.tries}
