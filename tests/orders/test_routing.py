@@ -6,9 +6,12 @@ Real Redis, both sandboxes over loopback HTTP."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from typing import Any
 
+from click.testing import CliRunner, Result
 from offers_support import (
     STEAM_DEU_50,
     catalog_with,
@@ -17,11 +20,24 @@ from offers_support import (
     offers,
     purchases_by_reference,
 )
-from orders_harness import Sandboxes, make_settings, order_settings, wait_until
+from orders_harness import (
+    Sandboxes,
+    make_settings,
+    order_settings,
+    settings_environment,
+    wait_until,
+)
 from prometheus_client import REGISTRY
 
 from adapters.models import Product
+from gateway.cli import main
 from gateway.orders.models import AttemptOutcome, PartState
+from gateway.settings import Settings
+
+
+async def cli(settings: Settings, *args: str) -> Result:
+    env = {k: v for k, v in settings_environment(settings).items() if k.startswith("GATEWAY_")}
+    return await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
 
 
 async def order(inst: Any, caller: Any, variant_id: str, quantity: int = 1, **extra: Any) -> Any:
@@ -163,12 +179,17 @@ async def test_an_open_circuit_skips_an_offer(
 
 
 async def test_a_refusal_fails_over_under_a_new_reference(
-    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+    make_instance: Any,
+    products: list[Product],
+    sandboxes: Sandboxes,
+    redis_url: str,
+    key_prefix: str,
 ) -> None:
     cheap, dear = offers(products, STEAM_DEU_50)
     if dear.supplier == "gaming_goods":
         gaming_goods_stock(sandboxes, dear.product.id, 1000)
-    inst = await make_instance()
+    settings = make_settings(redis_url, key_prefix, sandboxes)
+    inst = await make_instance(settings)
     inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
     caller = await inst.caller()
     await sandboxes.set_faults(cheap.supplier, refuse_rate=1.0)
@@ -188,6 +209,28 @@ async def test_a_refusal_fails_over_under_a_new_reference(
     ]
     assert part.tries[0].code == "supplier_rejected_order"
     assert failovers(cheap.supplier, dear.supplier) == moved + 1
+
+    # Operators see every attempt (and never a code) with `gateway orders show`.
+    shown = await cli(settings, "orders", "show", oid)
+    assert shown.exit_code == 0, shown.output
+    lines = [line.strip() for line in shown.output.splitlines()]
+    assert any(
+        line.startswith(f"attempt 1: {cheap.supplier} {cheap.variant.id}  ref {oid}-1  refused")
+        and "code supplier_rejected_order" in line
+        for line in lines
+    ), shown.output
+    assert any(
+        line.startswith(f"attempt 2: {dear.supplier} {dear.variant.id}  ref {oid}-1.2  placed")
+        for line in lines
+    ), shown.output
+    as_json = json.loads((await cli(settings, "orders", "show", oid, "--json")).output)
+    tries = as_json["parts"][0]["tries"]
+    assert [(t["supplier"], t["outcome"]) for t in tries] == [
+        (cheap.supplier, "refused"),
+        (dear.supplier, "placed"),
+    ]
+    codes = [c["code"] for c in item["codes"] if c.get("code")]
+    assert codes and not any(code in shown.output for code in codes)
 
 
 async def test_a_price_above_the_accepted_one_skips_an_offer_and_the_item_fails_with_the_refusal(
