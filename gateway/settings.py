@@ -203,7 +203,8 @@ class RoutingSettings(_Section):
         ge=0,
         le=1,
         description="A supplier whose recent placement success rate is below this is "
-        "skipped while other offers remain eligible (0: never skip on success rate).",
+        "skipped until its probe is due (probe_after_seconds; 0: never skip on success "
+        "rate).",
     )
     probe_after_seconds: float = Field(
         default=30.0,

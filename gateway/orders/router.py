@@ -71,7 +71,7 @@ class SuccessTracker:
 
     A supplier whose success rate over its last ``success_window`` placements (with at
     least ``min_samples`` of them) is below ``min_success_rate`` is *failing*: routing
-    skips it while another offer is eligible. It is not shut out for good: once
+    skips it (the part waits when no other offer is eligible). Not for good: once
     ``probe_after_seconds`` have passed since its last placement, one placement goes to
     it again (a probe), and its outcome moves the rate. Refusals count as failures too:
     a supplier that keeps answering "out of stock" is one to stop asking first.
