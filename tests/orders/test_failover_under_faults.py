@@ -196,8 +196,10 @@ async def test_200_orders_fail_over_without_buying_twice(
         f"refusals {stats[cheap.supplier]['refusals']}, unknown outcomes {ambiguous:.0f}, "
         f"purchases {sum(len(v) for v in per_part.values())}, bought twice 0"
     )
-    assert outcome["failed over"] >= ORDERS // 5, outcome  # the refusals really moved parts
-    assert outcome[f"delivered at {dear.supplier}"] >= ORDERS // 5, outcome
+    # The refusals really moved parts (fewer than refused: a refusal of an attempt that
+    # was once unknown is held and settled at the same supplier, never failed over).
+    assert outcome["failed over"] >= ORDERS // 8, outcome
+    assert outcome[f"delivered at {dear.supplier}"] >= ORDERS // 8, outcome
     assert stats[cheap.supplier]["refusals"] >= ORDERS // 5, stats
     assert ambiguous >= ORDERS // 5, ambiguous  # >= 20 % of orders met an unknown outcome
     assert outcome["had an unknown outcome"] >= 5, outcome  # some only settled by the worker
