@@ -37,7 +37,7 @@ from collections.abc import Collection
 from typing import Any
 
 from adapters.ids import product_id_of
-from adapters.models import Money
+from adapters.models import Money, Product, Variant
 from gateway.errors import Conflict, GatewayError, Unavailable, Unprocessable
 from gateway.orders.models import StoredItem
 from gateway.orders.ports import CatalogLookup, Offer, ResellerLike
@@ -162,18 +162,7 @@ def validate_order(
                 continue
         wanted[product.id] += line.quantity
         stock[product.id] = (product.stock, product.available)
-        items.append(
-            StoredItem(
-                variant_id=variant.id,
-                product_id=product.id,
-                product_name=product.name,
-                variant_name=variant.name,
-                supplier=product.supplier,
-                quantity=line.quantity,
-                face_value=face,
-                unit_price=price,
-            )
-        )
+        items.append(_snapshot(product, variant, line.quantity, face, price))
     for index, line in enumerate(request.items):
         product_id = product_id_of(line.variant_id)
         if product_id is None or product_id not in stock:
@@ -267,17 +256,37 @@ def _canonical(
             "the price went up since you saw it; nothing was bought",
             {"seen": _money(line.unit_price.as_money()), "current": _money(price)},
         )
+    face = face if variant.is_range else variant.face_value
+    return _snapshot(
+        product,
+        variant,
+        line.quantity,
+        face,
+        price,
+        canonical_variant_id=line.variant_id,
+        markup=reseller.markup,
+    )
+
+
+def _snapshot(
+    product: Product,
+    variant: Variant,
+    quantity: int,
+    face: Money | None,
+    price: Money,
+    **routed: Any,
+) -> StoredItem:
+    """The item as ordered: names and price kept, whatever the catalog does later."""
     return StoredItem(
         variant_id=variant.id,
         product_id=product.id,
         product_name=product.name,
         variant_name=variant.name,
         supplier=product.supplier,
-        quantity=line.quantity,
-        face_value=face if variant.is_range else variant.face_value,
+        quantity=quantity,
+        face_value=face,
         unit_price=price,
-        canonical_variant_id=line.variant_id,
-        markup=reseller.markup,
+        **routed,
     )
 
 

@@ -66,6 +66,24 @@ def failovers(source: str, target: str) -> float:
     return REGISTRY.get_sample_value("gateway_order_failovers_total", labels) or 0.0
 
 
+async def unknown_outcome_order(
+    inst: Any, products: list[Product], sandboxes: Sandboxes, supplier: str
+) -> str:
+    """An order for the Steam card (both offers at one price) whose purchase at
+    ``supplier`` gets a 500, as do its look-ups by reference: its outcome is unknown."""
+    inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
+    caller = await inst.caller()
+    paths = {"vouchers": ["/api/v1/orders"], "gaming_goods": ["/checkout", "/orders"]}
+    await sandboxes.set_faults(supplier, error_rate=1.0, paths=paths[supplier])
+    response = await inst.client.post(
+        "/v1/orders",
+        json={"items": [{"variant_id": STEAM_DEU_50, "quantity": 1}]},
+        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["data"]["id"])
+
+
 async def bought(sandboxes: Sandboxes, order_id: str) -> dict[str, list[str]]:
     """Supplier -> references bought for ``order_id``, from both purchase logs."""
     result: dict[str, list[str]] = {}
@@ -283,23 +301,15 @@ async def test_an_unknown_outcome_is_settled_at_the_same_supplier_first(
     reference finds nothing there and the part is sent again *to that supplier under that
     reference*, although the other offer was eligible all along."""
     cheap, _dear = offers(products, STEAM_DEU_50)
-    settings = make_settings(
-        redis_url,
-        key_prefix,
-        sandboxes,
-        orders=order_settings(review_reconcile_seconds=0.3, review_reconcile_attempts=5),
+    inst = await make_instance(
+        make_settings(
+            redis_url,
+            key_prefix,
+            sandboxes,
+            orders=order_settings(review_reconcile_seconds=0.3, review_reconcile_attempts=5),
+        )
     )
-    inst = await make_instance(settings)
-    inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
-    caller = await inst.caller()
-    paths = {"vouchers": ["/api/v1/orders"], "gaming_goods": ["/checkout", "/orders"]}
-    await sandboxes.set_faults(cheap.supplier, error_rate=1.0, paths=paths[cheap.supplier])
-    response = await inst.client.post(
-        "/v1/orders",
-        json={"items": [{"variant_id": STEAM_DEU_50, "quantity": 1}]},
-        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
-    )
-    oid = response.json()["data"]["id"]
+    oid = await unknown_outcome_order(inst, products, sandboxes, cheap.supplier)
 
     async def held() -> Any:
         part = (await stored(inst, oid)).parts[0]
@@ -331,23 +341,15 @@ async def test_a_refusal_after_an_unknown_outcome_is_held_not_failed_over(
     under the same reference is refused. The first request could still commit, so the
     refusal is not "nothing bought": the part is held, never sent to the other supplier."""
     cheap, dear = offers(products, STEAM_DEU_50)
-    settings = make_settings(
-        redis_url,
-        key_prefix,
-        sandboxes,
-        orders=order_settings(review_reconcile_seconds=0.2, review_reconcile_attempts=1),
+    inst = await make_instance(
+        make_settings(
+            redis_url,
+            key_prefix,
+            sandboxes,
+            orders=order_settings(review_reconcile_seconds=0.2, review_reconcile_attempts=1),
+        )
     )
-    inst = await make_instance(settings)
-    inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
-    caller = await inst.caller()
-    paths = {"vouchers": ["/api/v1/orders"], "gaming_goods": ["/checkout", "/orders"]}
-    await sandboxes.set_faults(cheap.supplier, error_rate=1.0, paths=paths[cheap.supplier])
-    response = await inst.client.post(
-        "/v1/orders",
-        json={"items": [{"variant_id": STEAM_DEU_50, "quantity": 1}]},
-        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
-    )
-    oid = response.json()["data"]["id"]
+    oid = await unknown_outcome_order(inst, products, sandboxes, cheap.supplier)
 
     async def held(reason: str) -> Any:
         part = (await stored(inst, oid)).parts[0]
