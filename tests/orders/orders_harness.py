@@ -302,6 +302,17 @@ class Process:
                 self.kill()
 
 
+async def cli(settings: Settings, *args: str) -> Any:
+    """``gateway <args>`` through click's runner, with the environment a subprocess of
+    ``settings`` would read (a ``click.testing.Result``)."""
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    env = {k: v for k, v in settings_environment(settings).items() if k.startswith("GATEWAY_")}
+    return await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
+
+
 def start_worker(settings: Settings, log_path: Path) -> Process:
     """``gateway worker`` as its own process."""
     log = log_path.open("ab")

@@ -6,12 +6,10 @@ Real Redis, both sandboxes over loopback HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
-from click.testing import CliRunner, Result
 from offers_support import (
     STEAM_DEU_50,
     catalog_with,
@@ -22,22 +20,15 @@ from offers_support import (
 )
 from orders_harness import (
     Sandboxes,
+    cli,
     make_settings,
     order_settings,
-    settings_environment,
     wait_until,
 )
 from prometheus_client import REGISTRY
 
 from adapters.models import Product
-from gateway.cli import main
 from gateway.orders.models import AttemptOutcome, PartState
-from gateway.settings import Settings
-
-
-async def cli(settings: Settings, *args: str) -> Result:
-    env = {k: v for k, v in settings_environment(settings).items() if k.startswith("GATEWAY_")}
-    return await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
 
 
 async def order(inst: Any, caller: Any, variant_id: str, quantity: int = 1, **extra: Any) -> Any:
