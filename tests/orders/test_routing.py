@@ -354,3 +354,81 @@ async def test_a_refusal_after_an_unknown_outcome_is_held_not_failed_over(
     assert part.tries[0].outcome is AttemptOutcome.UNKNOWN
     assert await bought(sandboxes, oid) == {}
     assert dear.supplier not in {t.supplier for t in part.tries}
+
+
+async def refused(inst: Any, caller: Any, item: dict[str, Any]) -> dict[str, Any]:
+    response = await inst.client.post(
+        "/v1/orders",
+        json={"items": [item]},
+        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code in (409, 422), response.text
+    return dict(response.json()["error"])
+
+
+async def accepted(inst: Any, caller: Any, item: dict[str, Any]) -> dict[str, Any]:
+    response = await inst.client.post(
+        "/v1/orders",
+        json={"items": [item]},
+        headers={**caller.headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 202, response.text
+    return dict(response.json()["data"]["items"][0])
+
+
+async def test_a_canonical_item_is_accepted_in_the_variants_currency_or_the_one_sent(
+    make_instance: Any, products: list[Product]
+) -> None:
+    """Gaming Goods prices the US Steam card in EUR, the voucher supplier in USD: the
+    card's own currency wins, unless the reseller sends a unit_price in the other one.
+    Nothing is converted."""
+    inst = await make_instance(workers=False)
+    caller = await inst.caller()
+    canonical = "gift-steam-wallet-usa-usd:fv5000"
+    found = inst.orders.catalog.offers(canonical)
+    by_currency = {v.unit_cost(v.face_value).currency: p.supplier for p, v in found}
+    assert set(by_currency) == {"USD", "EUR"}
+    in_usd = await accepted(inst, caller, {"variant_id": canonical, "quantity": 1})
+    assert in_usd["unit_price"]["currency"] == "USD"
+    assert in_usd["supplier"] == by_currency["USD"]
+    sent = {"amount": 10**6, "currency": "EUR"}
+    in_eur = await accepted(
+        inst, caller, {"variant_id": canonical, "quantity": 1, "unit_price": sent}
+    )
+    assert in_eur["unit_price"]["currency"] == "EUR" and in_eur["unit_price"]["amount"] < 10**6
+    assert in_eur["supplier"] == by_currency["EUR"]
+    gbp = {
+        "variant_id": canonical,
+        "quantity": 1,
+        "unit_price": {"amount": 10**6, "currency": "GBP"},
+    }
+    assert (await refused(inst, caller, gbp))["code"] == "currency_mismatch"
+
+
+async def test_canonical_items_are_refused_like_supplier_ones(
+    make_instance: Any, products: list[Product]
+) -> None:
+    inst = await make_instance(workers=False)
+    caller = await inst.caller()
+    cheap, dear = offers(products, STEAM_DEU_50)
+    ranged = "gift-battle-net-balance-deu-eur:range"
+    assert inst.orders.catalog.offers(ranged)
+    item = await accepted(
+        inst,
+        caller,
+        {"variant_id": ranged, "quantity": 1, "face_value": {"amount": 2000, "currency": "EUR"}},
+    )
+    assert item["face_value"] == {"amount": 2000, "currency": "EUR"}
+    assert item["canonical_variant_id"] == ranged
+    low = {"variant_id": ranged, "quantity": 1, "face_value": {"amount": 1, "currency": "EUR"}}
+    assert (await refused(inst, caller, low))["code"] == "face_value_out_of_range"
+    bare = {"variant_id": ranged, "quantity": 1}
+    assert (await refused(inst, caller, bare))["code"] == "face_value_required"
+    unknown = {"variant_id": "gift-steam-wallet-xyz-eur:fv5000", "quantity": 1}
+    assert (await refused(inst, caller, unknown))["code"] == "variant_not_found"
+    # out of stock only when no offer can cover the quantity
+    inst.orders.catalog = catalog_with(products, **{cheap.product.id: 0, dear.product.id: 3})
+    four = {"variant_id": STEAM_DEU_50, "quantity": 4}
+    assert (await refused(inst, caller, four))["code"] == "out_of_stock"
+    three = await accepted(inst, caller, {"variant_id": STEAM_DEU_50, "quantity": 3})
+    assert three["supplier"] == dear.supplier
