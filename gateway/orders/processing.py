@@ -401,6 +401,7 @@ class OrderProcessor:
                 )
             )
             part.supplier, part.reference = choice.supplier, reference
+            part.first_attempt_at = None  # its own placement deadline, from its first send
             for index in part.items:
                 it = order.items[index]
                 it.variant_id, it.product_id = variant.id, product.id
@@ -471,8 +472,9 @@ class OrderProcessor:
 
         committed = await self.commit(job.order_id, delivery, change, loaded=loaded)
         if committed is not None and committed.part(job.part).state is PartState.FAILED:
-            last = committed.part(job.part).tries
-            metrics.FAILOVERS.labels(last[-1].supplier if last else "none", "none").inc()
+            tries = committed.part(job.part).tries
+            if tries:  # refused before, and nowhere left to go
+                metrics.FAILOVERS.labels(tries[-1].supplier, "none").inc()
             metrics.JOBS.labels(job.kind.value, OutcomeKind.FAIL).inc()
         else:
             metrics.JOBS.labels(job.kind.value, OutcomeKind.RETRY).inc()

@@ -28,7 +28,8 @@ from orders_harness import (
 from prometheus_client import REGISTRY
 
 from adapters.models import Product
-from gateway.orders.models import AttemptOutcome, PartState
+from gateway.orders.models import Attempt, AttemptOutcome, PartState
+from gateway.orders.store import Effects
 
 
 async def order(inst: Any, caller: Any, variant_id: str, quantity: int = 1, **extra: Any) -> Any:
@@ -432,3 +433,47 @@ async def test_canonical_items_are_refused_like_supplier_ones(
     assert (await refused(inst, caller, four))["code"] == "out_of_stock"
     three = await accepted(inst, caller, {"variant_id": STEAM_DEU_50, "quantity": 3})
     assert three["supplier"] == dear.supplier
+
+
+async def test_a_choice_committed_before_a_crash_is_sent_as_chosen(
+    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+) -> None:
+    """A worker chose the dearer offer (say the cheaper one's circuit was open then),
+    committed the attempt and died before sending. Whoever runs the job next sends that
+    attempt, to that supplier under its reference: never a new choice, although the
+    cheaper offer is eligible again."""
+    cheap, dear = offers(products, STEAM_DEU_50)
+    if dear.supplier == "gaming_goods":
+        gaming_goods_stock(sandboxes, dear.product.id, 1000)
+    inst = await make_instance(workers=False)
+    inst.orders.catalog = catalog_with(products, equal_prices(products, [STEAM_DEU_50]))
+    caller = await inst.caller()
+    item = await accepted(inst, caller, {"variant_id": STEAM_DEU_50, "quantity": 1})
+    assert item["supplier"] == cheap.supplier
+    loaded = await inst.orders.store.list_for_reseller(caller.reseller.id, None, 0, 1)
+    oid = loaded[1][0].id
+
+    def chosen_then_crashed(order: Any, now: float) -> Effects:
+        part, it = order.parts[0], order.items[0]
+        part.tries.append(
+            Attempt(
+                n=1,
+                supplier=dear.supplier,
+                variant_id=dear.variant.id,
+                reference=f"{oid}-1",
+                at=now,
+                face_value=dear.variant.face_value,
+            )
+        )
+        part.supplier, it.supplier, it.variant_id = dear.supplier, dear.supplier, dear.variant.id
+        return Effects()
+
+    await inst.orders.processor.commit(oid, None, chosen_then_crashed)
+    await inst.orders.stop()
+    await inst.orders.start(workers=True)
+    final = await inst.orders.wait_final(oid, 15)
+    assert final.status.value == "completed", final.parts
+    assert await bought(sandboxes, oid) == {dear.supplier: [f"{oid}-1"]}
+    assert [(t.supplier, t.outcome) for t in final.parts[0].tries] == [
+        (dear.supplier, AttemptOutcome.PLACED)
+    ]
