@@ -9,7 +9,7 @@ from typing import Any
 
 from orders_harness import Sandboxes, static_catalog
 
-from adapters.models import Product, Variant
+from adapters.models import Money, Product, Variant
 from gateway.orders.ports import PricedCatalog
 from gateway.pricing import MarkupRule, PriceList
 
@@ -72,6 +72,23 @@ def catalog_with(
         p.model_copy(update={"stock": stock[p.id]}) if p.id in stock else p for p in products
     ]
     return static_catalog(changed, prices)
+
+
+def with_cost(products: list[Product], variant_id: str, amount: int) -> list[Product]:
+    """``products`` with one variant's cost set (what our catalog believes; the sandbox
+    is not told): to make a given supplier the cheaper offer in a test."""
+    changed = []
+    for product in products:
+        if any(v.id == variant_id for v in product.variants):
+            variants = tuple(
+                v.model_copy(update={"cost": Money(amount=amount, currency="EUR")})
+                if v.id == variant_id
+                else v
+                for v in product.variants
+            )
+            product = product.model_copy(update={"variants": variants})
+        changed.append(product)
+    return changed
 
 
 def gaming_goods_stock(sandboxes: Sandboxes, product_id: str, units: int) -> None:

@@ -17,6 +17,7 @@ from offers_support import (
     gaming_goods_stock,
     offers,
     purchases_by_reference,
+    with_cost,
 )
 from orders_harness import (
     Sandboxes,
@@ -477,3 +478,40 @@ async def test_a_choice_committed_before_a_crash_is_sent_as_chosen(
     assert [(t.supplier, t.outcome) for t in final.parts[0].tries] == [
         (dear.supplier, AttemptOutcome.PLACED)
     ]
+
+
+async def test_a_placement_that_never_got_through_and_is_absent_fails_over(
+    make_instance: Any,
+    products: list[Product],
+    sandboxes: Sandboxes,
+    redis_url: str,
+    key_prefix: str,
+) -> None:
+    """Gaming Goods (made the cheaper offer in our catalog) answers every checkout with
+    429: nothing is sent through. Past the placement deadline the reference is looked up,
+    positively absent: the part moves to the voucher supplier under its next reference."""
+    steam = {o.supplier: o for o in offers(products, STEAM_DEU_50)}
+    gg, vouchers = steam["gaming_goods"], steam["vouchers"]
+    gaming_goods_stock(sandboxes, gg.product.id, 1000)
+    cheap_gg = with_cost(products, gg.variant.id, vouchers.cost - 100)
+    settings = make_settings(
+        redis_url,
+        key_prefix,
+        sandboxes,
+        orders=order_settings(placement_timeout_seconds=0.3),
+    )
+    inst = await make_instance(settings)
+    inst.orders.catalog = catalog_with(cheap_gg, equal_prices(cheap_gg, [STEAM_DEU_50]))
+    caller = await inst.caller()
+    await sandboxes.set_faults("gaming_goods", rate_limit_burst=100_000, paths=["/checkout"])
+    data = await order(inst, caller, STEAM_DEU_50)
+    oid = data["id"]
+    assert data["status"] == "completed", data
+    assert data["items"][0]["supplier"] == "vouchers"
+    assert await bought(sandboxes, oid) == {"vouchers": [f"{oid}-1.2"]}
+    tries = (await stored(inst, oid)).parts[0].tries
+    assert [(t.supplier, t.reference, t.outcome) for t in tries] == [
+        ("gaming_goods", f"{oid}-1", AttemptOutcome.ABSENT),
+        ("vouchers", f"{oid}-1.2", AttemptOutcome.PLACED),
+    ]
+    assert tries[0].code == "supplier_unavailable"
