@@ -74,9 +74,7 @@ from gateway.accounts.holds import settle as settle_accounts
 from gateway.observability.logging import bind
 from gateway.orders import backoff, metrics
 from gateway.orders.crypto import CodeCipher
-from gateway.orders.ids import attempt_reference
 from gateway.orders.models import (
-    Attempt,
     AttemptOutcome,
     Failure,
     HoldReason,
@@ -90,7 +88,14 @@ from gateway.orders.ports import ResellerDirectory
 from gateway.orders.queue import Delivery, Job, JobKind, JobQueue
 from gateway.orders.router import Decision, OfferRouter
 from gateway.orders.store import Effects, OrderStore, Versioned, review_member
-from gateway.orders.transitions import apply_upstream, fail_part, hold_part, recompute
+from gateway.orders.transitions import (
+    apply_upstream,
+    begin_attempt,
+    current_attempt,
+    fail_part,
+    hold_part,
+    recompute,
+)
 from gateway.orders.webhook_delivery import WebhookJobs
 from gateway.orders.webhooks import EVENT_TYPES, WebhookSender
 from gateway.settings import OrderSettings
@@ -380,6 +385,7 @@ class OrderProcessor:
             return None
         choice = decision.choice
         product, variant = choice.offer
+        bind(supplier=choice.supplier)
         committed: list[Part] = []
 
         def change(order: StoredOrder, now: float) -> Effects | None:
@@ -387,26 +393,7 @@ class OrderProcessor:
             part = live(order)
             if part is None or part.current() is not None:
                 return None
-            n = len(part.tries) + 1
-            reference = attempt_reference(part.base_reference or part.reference, n)
-            part.tries.append(
-                Attempt(
-                    n=n,
-                    supplier=choice.supplier,
-                    variant_id=variant.id,
-                    reference=reference,
-                    at=now,
-                    cost=choice.cost,
-                    face_value=item.face_value if variant.is_range else variant.face_value,
-                )
-            )
-            part.supplier, part.reference = choice.supplier, reference
-            part.first_attempt_at = None  # its own placement deadline, from its first send
-            for index in part.items:
-                it = order.items[index]
-                it.variant_id, it.product_id = variant.id, product.id
-                it.product_name, it.variant_name = product.name, variant.name
-                it.supplier = choice.supplier
+            begin_attempt(order, part, (product, variant), choice.cost, now)
             committed.append(part)
             return Effects()
 
@@ -433,7 +420,6 @@ class OrderProcessor:
                     "reference": committed[0].reference,
                 },
             )
-        bind(supplier=choice.supplier)
         return order, order.part(part.n)
 
     async def _no_offer(
@@ -569,7 +555,7 @@ class OrderProcessor:
         """Write an outcome into the part (and its current attempt) and say which job
         follows."""
         effects = Effects()
-        attempt = self._attempt(order, part, now)
+        attempt = current_attempt(order, part, now)
         if outcome.kind is OutcomeKind.UPSTREAM:
             assert outcome.upstream is not None
             attempt.outcome, attempt.ended_at, attempt.error = AttemptOutcome.PLACED, now, None
@@ -605,25 +591,6 @@ class OrderProcessor:
         if outcome.kind is OutcomeKind.RETRY:
             self._next(order, part, JobKind.PLACE, outcome.delay, effects)
         return effects
-
-    @staticmethod
-    def _attempt(order: StoredOrder, part: Part, now: float) -> Attempt:
-        """The part's current attempt; a pinned part's one attempt is recorded here, on
-        its first outcome (its supplier and reference never change)."""
-        current = part.current()
-        if current is not None:
-            return current
-        if part.tries and not part.routed:
-            return part.tries[-1]
-        attempt = Attempt(
-            n=len(part.tries) + 1,
-            supplier=part.supplier,
-            variant_id=",".join(order.items[i].variant_id for i in part.items),
-            reference=part.reference,
-            at=now,
-        )
-        part.tries.append(attempt)
-        return attempt
 
     def _hold(
         self,
