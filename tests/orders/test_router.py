@@ -8,7 +8,7 @@ from typing import Any, cast
 from adapters.base import SupplierAdapter
 from adapters.breaker import CircuitBreaker
 from adapters.models import Money, Product, Variant
-from gateway.orders.models import StoredItem
+from gateway.orders.models import AttemptOutcome, StoredItem
 from gateway.orders.ports import PricedCatalog
 from gateway.orders.router import OfferRouter, Skip, SuccessTracker
 from gateway.pricing import MarkupRule, PriceList
@@ -141,3 +141,32 @@ def test_too_few_outcomes_never_mark_a_supplier_failing() -> None:
     for _ in range(4):
         tracker.record("a", False)
     assert tracker.rate("a") is None and not tracker.failing("a")
+
+
+def test_each_attempt_has_its_own_reference_and_the_item_names_its_offer() -> None:
+    from gateway.orders.models import Part, StoredOrder
+    from gateway.orders.transitions import begin_attempt, current_attempt
+
+    order = StoredOrder(
+        id="ord_01J0000000000000000000000A",
+        reseller_id="rs_1",
+        created_at=1.0,
+        updated_at=1.0,
+        items=[item(6000)],
+        parts=[Part(n=1, supplier="a", reference="ord_X-1", items=[0], routed=True)],
+    )
+    part = order.parts[0]
+    part.base_reference = "ord_X-1"
+    first = begin_attempt(order, part, offer("b", 4000), 4000, now=5.0)
+    assert (first.n, first.reference, part.supplier, part.reference) == (
+        1,
+        "ord_X-1",
+        "b",
+        "ord_X-1",
+    )
+    assert order.items[0].supplier == "b" and order.items[0].variant_id == "b:1:fv5000"
+    assert current_attempt(order, part, 6.0) is first
+    first.outcome = AttemptOutcome.REFUSED
+    second = begin_attempt(order, part, offer("c", 4500), 4500, now=7.0)
+    assert (second.n, second.reference, part.reference) == (2, "ord_X-1.2", "ord_X-1.2")
+    assert [t.supplier for t in part.tries] == ["b", "c"] and part.current() is second
