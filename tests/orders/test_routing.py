@@ -515,3 +515,30 @@ async def test_a_placement_that_never_got_through_and_is_absent_fails_over(
         ("vouchers", f"{oid}-1.2", AttemptOutcome.PLACED),
     ]
     assert tries[0].code == "supplier_unavailable"
+
+
+async def test_stock_exhausted_at_the_supplier_fails_over(
+    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+) -> None:
+    """Our catalog still shows Gaming Goods' card in stock (made the cheaper offer), but
+    its last unit is gone: the checkout answers 409 out_of_stock, nothing is bought there,
+    and the voucher supplier sells it under the next reference."""
+    steam = {o.supplier: o for o in offers(products, STEAM_DEU_50)}
+    gg, vouchers = steam["gaming_goods"], steam["vouchers"]
+    cheap_gg = with_cost(products, gg.variant.id, vouchers.cost - 100)
+    inst = await make_instance()
+    inst.orders.catalog = catalog_with(cheap_gg, equal_prices(cheap_gg, [STEAM_DEU_50]))
+    caller = await inst.caller()
+    gaming_goods_stock(sandboxes, gg.product.id, 0)
+    try:
+        data = await order(inst, caller, STEAM_DEU_50)
+    finally:
+        gaming_goods_stock(sandboxes, gg.product.id, 1000)
+    oid = data["id"]
+    assert data["status"] == "completed", data
+    assert await bought(sandboxes, oid) == {"vouchers": [f"{oid}-1.2"]}
+    tries = (await stored(inst, oid)).parts[0].tries
+    assert [(t.supplier, t.outcome, t.code) for t in tries] == [
+        ("gaming_goods", AttemptOutcome.REFUSED, "supplier_rejected_order"),
+        ("vouchers", AttemptOutcome.PLACED, None),
+    ]
