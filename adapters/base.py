@@ -228,7 +228,10 @@ class SupplierAdapter(ABC):
         """Place one upstream order, at most once per ``reference``, whatever fails.
 
         ``reference`` is derived by the caller from its own order, so a retry from any
-        instance after any crash is the same request upstream. When the outcome of an
+        instance after any crash is the same request upstream. A ``FatalError`` means
+        nothing was bought under ``reference`` by this call (the order layer may then
+        buy elsewhere): a refusal of a resend made after an unknown outcome is raised as
+        ``AmbiguousOutcomeError`` instead. When the outcome of an
         attempt is unknown (timeout after sending, dropped connection, 5xx) the order is
         looked up by reference; only when the upstream positively has no such order is it
         sent again, under the same reference. If that still leaves the outcome unknown,
@@ -254,6 +257,18 @@ class SupplierAdapter(ABC):
                 return await self._place_order(reference, lines)
             except AmbiguousOutcomeError as exc:
                 cause = exc
+            except FatalError as exc:
+                if cause is None:
+                    raise
+                # A refusal of a resend says nothing certain about the first send: the
+                # look-up may have raced with it still in flight. FatalError must mean
+                # "nothing was bought" (the order layer fails over on it), so it stays
+                # unknown.
+                metrics.AMBIGUOUS_OUTCOMES.labels(self.name, "refused_after_unknown").inc()
+                raise AmbiguousOutcomeError(
+                    f"order {reference} refused on a resend after an unknown outcome",
+                    supplier=self.name,
+                ) from exc
             found, answered, lookup_error = await self._reconcile(reference)
             if found is not None:
                 metrics.AMBIGUOUS_OUTCOMES.labels(self.name, "found").inc()

@@ -72,6 +72,13 @@ class Faults(BaseModel):
         description="Order creation only: create the order, then hang for hang_seconds "
         "before answering (the answer arrives after a client with a shorter timeout gave up).",
     )
+    refuse_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Order creation only: refuse the order as the upstream documents a "
+        "definitive refusal (out of stock / product not available); nothing is created.",
+    )
     fulfil_delay_seconds: float | None = Field(
         default=None, ge=0, description="Override the sandbox's order fulfilment delay."
     )
@@ -108,6 +115,7 @@ class SandboxControl:
             "errors": 0,
             "drops": 0,
             "late_answers": 0,
+            "refusals": 0,
         }
     )
     rng: random.Random = field(default_factory=random.Random)
@@ -133,7 +141,18 @@ class SandboxControl:
         return self.fulfil_delay if override is None else override
 
     def applies(self, path: str) -> bool:
+        return self._in_scope(path)
+
+    def _in_scope(self, path: str) -> bool:
         return not self.faults.paths or any(path.startswith(p) for p in self.faults.paths)
+
+    def refuses(self, path: str) -> bool:
+        """For order-creation handlers, before committing: whether the ``refuse_rate``
+        fault refuses this order (counted in ``stats["refusals"]``)."""
+        if self._in_scope(path) and self.roll(self.faults.refuse_rate):
+            self.stats["refusals"] += 1
+            return True
+        return False
 
     def roll(self, rate: float) -> bool:
         return rate > 0 and self.rng.random() < rate

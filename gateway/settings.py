@@ -183,6 +183,50 @@ class AccessSettings(_Section):
     )
 
 
+class RoutingSettings(_Section):
+    """How a part for a canonical variant picks its supplier at placement
+    (``gateway.orders.router``; docs/routing.md "How an offer is chosen")."""
+
+    supplier_priority: dict[str, int] = Field(
+        default_factory=dict,
+        description="Tie-break between offers of equal cost: supplier name -> priority, "
+        "lower first (unlisted suppliers: 100); equal priorities go by supplier name.",
+    )
+    success_window: int = Field(
+        default=20,
+        ge=1,
+        description="Recent placement outcomes per supplier the success rate is taken over "
+        "(in process, like the circuit breaker).",
+    )
+    min_samples: int = Field(
+        default=5,
+        ge=1,
+        description="Outcomes a supplier needs in the window before its success rate can "
+        "make routing skip it.",
+    )
+    min_success_rate: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A supplier whose recent placement success rate is below this is "
+        "skipped until its probe is due (probe_after_seconds; 0: never skip on success "
+        "rate).",
+    )
+    probe_after_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A supplier skipped for failing gets one placement again this long "
+        "after its last one (a probe); its outcome updates the rate.",
+    )
+    no_offer_retry_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="When every offer left is only skipped for a while (open circuit, "
+        "failing supplier), look again after this long; the part fails once "
+        "placement_timeout_seconds has passed.",
+    )
+
+
 class OrderSettings(_Section):
     idempotency_ttl_seconds: int = Field(
         default=48 * 3600, ge=24 * 3600, description="How long an Idempotency-Key is kept."
@@ -269,6 +313,7 @@ class OrderSettings(_Section):
     review_reconcile_attempts: int = Field(
         default=3, ge=0, description="Automatic look-ups of a held part (0: none)."
     )
+    routing: RoutingSettings = Field(default_factory=RoutingSettings)
 
 
 class AccountSettings(_Section):

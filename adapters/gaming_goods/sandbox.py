@@ -23,7 +23,8 @@ Orders are ``created`` until the fulfilment delay (fixed per order at creation) 
 passed, then ``completed`` with one ``XXXXX-XXXXX-XXXXX`` code per unit in
 ``delivery.codes``, or ``failed`` without codes when the failure roll (made once, at
 creation, with ``faults.fulfilment_failure_rate``) said so. Stock taken by a failed
-order is not returned.
+order is not returned. A checkout for more units than in stock, or one the
+``faults.refuse_rate`` roll refuses, answers 409 ``out_of_stock`` and creates nothing.
 """
 
 from __future__ import annotations
@@ -234,6 +235,9 @@ class GamingGoodsSandbox:
                 )
             return JSONResponse(replay.body, replay.status, headers={"Idempotent-Replayed": "true"})
         wanted = self._validate_checkout(body)
+        if self.control.refuses(request.url.path):
+            product = wanted[0][0]
+            raise ApiError(409, "out_of_stock", f"Product '{product.id}' is out of stock")
         order = self._commit(wanted, sent_key)
         answer = {
             "orders": [

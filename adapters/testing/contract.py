@@ -48,6 +48,7 @@ from adapters.errors import (
     AmbiguousOutcomeError,
     AuthenticationError,
     CircuitOpenError,
+    FatalError,
     NotFoundError,
     RetriableError,
     SupplierTimeout,
@@ -302,6 +303,24 @@ class AdapterContract:
         again = await adapter.place_order(reference, [line])
         assert again.upstream_id == first.upstream_id
         assert contract.sandbox.order_count() - before == 1
+
+    async def test_a_refused_order_is_a_fatal_error_and_buys_nothing(
+        self, contract: ContractHarness
+    ) -> None:
+        """The sandbox's ``refuse_rate`` answers an order the way the upstream documents a
+        definitive refusal (out of stock, product unavailable). The adapter must raise a
+        ``FatalError``: the order layer then buys the item from another supplier, so the
+        class must mean "nothing was bought under this reference"."""
+        adapter = contract.adapter()
+        _, line = await orderable_line(adapter, contract.sandbox)
+        contract.sandbox.set_faults(refuse_rate=1.0)
+        before = contract.sandbox.order_count()
+        reference = new_reference()
+        with pytest.raises(FatalError):
+            await adapter.place_order(reference, [line])
+        assert contract.sandbox.order_count() == before, "a refused order was created"
+        contract.sandbox.reset()
+        assert await adapter.find_order(reference) is None
 
     # ------------------------------------------------------- failure handling
 

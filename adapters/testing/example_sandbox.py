@@ -7,7 +7,8 @@ smallest complete illustration of a sandbox built on ``adapters.sandbox_kit``:
 * ``GET /products?offset=&limit=`` (limit 1..100) → ``{"items", "total", "offset", "limit"}``;
 * ``GET /products/{id}`` → one product plus ``description``; 404 ``not_found``;
 * ``POST /orders`` with ``Idempotency-Key``: a known key replays the original order (200),
-  a new one creates it (201); 409 ``out_of_stock``, 422 ``invalid_face_value``;
+  a new one creates it (201); 409 ``out_of_stock`` (too few units, or the
+  ``refuse_rate`` fault), 422 ``invalid_face_value``;
 * ``GET /orders?reference=`` and ``GET /orders/{id}``; an order is ``processing`` until its
   fulfilment delay has passed, then ``completed`` with ``codes`` (or ``failed``);
 * errors ``{"error": {"code", "message"}}``; rate buckets ``reads`` and ``orders``.
@@ -156,7 +157,7 @@ def create_app(
         product = by_id.get(product_id)
         if product is None:
             return _error(404, "not_found", "Product not found")
-        if quantity < 1 or product["stock"] < quantity:
+        if quantity < 1 or product["stock"] < quantity or control.refuses(request.url.path):
             return _error(409, "out_of_stock", "Not enough stock")
         if product["kind"] == "key":
             unit_price = product["price"]

@@ -382,6 +382,8 @@ class VoucherSandbox:
         if product.id in self.unavailable:
             raise ApiError(400, "BAD_REQUEST", "Product is not available")
         denomination = self._denomination(product, face)
+        if self.control.refuses(request.url.path):  # the refuse_rate fault
+            raise ApiError(400, "BAD_REQUEST", "Product is not available")
         if quantity > self.max_quantity:
             raise ApiError(400, "BAD_REQUEST", "Quantity exceeds your bulk limit")
         wallet, wallet_currency = self._wallet(wallet_id, product.currency)

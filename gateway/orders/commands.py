@@ -86,7 +86,8 @@ async def _run_worker(settings: Settings) -> None:
 
 @click.group()
 def orders() -> None:
-    """Operate orders: the review list, resolving held orders, encryption keys."""
+    """Operate orders: one order's record, the review list, resolving held orders,
+    encryption keys."""
 
 
 def _when(ts: float) -> str:
@@ -116,7 +117,63 @@ def review(as_json: bool) -> None:
             f"    reseller {row.reseller_id}  upstream id {row.upstream_id or '-'}  "
             f"attempts {row.attempts}  last error {row.last_error or '-'}"
         )
+        for attempt in row.tries:
+            click.echo("      " + _attempt_line(attempt))
     click.echo(f"{len(rows)} held. Resolve with: gateway orders resolve ORDER_ID PART --action ...")
+
+
+def _attempt_line(attempt: dict[str, Any]) -> str:
+    """One attempt of a part, for operators (no codes or secrets are ever in it)."""
+    ended = f" -> {_when(attempt['ended_at'])}" if attempt.get("ended_at") else ""
+    code = f"  code {attempt['code']}" if attempt.get("code") else ""
+    error = f"  error {attempt['error']}" if attempt.get("error") else ""
+    return (
+        f"attempt {attempt['n']}: {attempt['supplier']} {attempt['variant_id']}  "
+        f"ref {attempt['reference']}  {attempt['outcome']}  at {_when(attempt['at'])}"
+        f"{ended}{code}{error}"
+    )
+
+
+@orders.command()
+@click.argument("order_id")
+@click.option("--json", "as_json", is_flag=True, help="The order as one JSON object.")
+def show(order_id: str, as_json: bool) -> None:
+    """Show one order as operators need it: items (never their codes), each upstream part
+    and every supplier attempt (supplier, reference, outcome, time, error)."""
+    from gateway.orders.operations import show as load
+
+    async def run(service: Any) -> Any:
+        return await load(service, order_id)
+
+    detail = _with_orders(_settings(), run)
+    if detail is None:
+        raise click.ClickException(f"no order {order_id}")
+    if as_json:
+        click.echo(json.dumps(detail))
+        return
+    click.echo(
+        f"{detail['id']}  {detail['status']}  reseller {detail['reseller_id']}  "
+        f"created {_when(detail['created_at'])}"
+    )
+    for n, item in enumerate(detail["items"]):
+        price = item["unit_price"]
+        ordered = item["canonical_variant_id"] or item["variant_id"]
+        click.echo(
+            f"  item {n}: {ordered} x{item['quantity']} at {price['amount']} "
+            f"{price['currency']}  {item['status']} ({item['delivered_quantity']} delivered)"
+            f"  via {item['supplier']} {item['variant_id']}"
+        )
+        if item["failure"]:
+            click.echo(f"    failure {item['failure']['code']}: {item['failure']['message']}")
+    for part in detail["parts"]:
+        kind = "routed" if part["routed"] else "pinned"
+        click.echo(
+            f"  part {part['part']} ({kind}): {part['state']}  {part['supplier']}  "
+            f"ref {part['reference']}  upstream id {part['upstream_id'] or '-'}"
+            + (f"  held: {part['review_reason']}" if part["review_reason"] else "")
+        )
+        for attempt in part["tries"]:
+            click.echo("    " + _attempt_line(attempt))
 
 
 @orders.command()

@@ -41,6 +41,16 @@ def part_reference(order_id: str, part: int) -> str:
     return f"{order_id}-{part}"
 
 
+def attempt_reference(base: str, attempt: int) -> str:
+    """The reference of a routed part's ``attempt`` (from 1): the part's own reference
+    for the first, ``<base>.<k>`` for the k-th. Deterministic, so a worker replaying an
+    attempt sends the same key; distinct per attempt, so each supplier's purchase is
+    traceable to one attempt. At most 30 + 3 + 4 characters of ``[A-Za-z0-9_.-]``: within
+    the adapters' 64 printable ASCII, Gaming Goods' 255-character Idempotency-Key and the
+    voucher supplier's 255-character ``client_reference``."""
+    return base if attempt <= 1 else f"{base}.{attempt}"
+
+
 def event_id(order_id: str) -> str:
     """The id of an order's one final webhook event: stable across delivery attempts, so
     a reseller de-duplicates on it."""

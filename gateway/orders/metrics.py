@@ -67,3 +67,16 @@ BACKLOG = Gauge(
     ["queue"],
     multiprocess_mode="max",
 )
+ROUTING_DECISIONS = Counter(
+    "gateway_order_routing_decisions_total",
+    "Offers weighed when a routed part chose its supplier, by supplier and outcome: "
+    "chosen, or why it was skipped (out_of_stock, circuit_open, failing, "
+    "price_above_accepted, cost_above_price, refused_before, not_configured, ...).",
+    ["supplier", "outcome"],
+)
+FAILOVERS = Counter(
+    "gateway_order_failovers_total",
+    "Routed parts moved to another supplier after a definitive refusal (nothing bought), "
+    "by the supplier that refused and the one chosen next ('none': no offer was left).",
+    ["from_supplier", "to_supplier"],
+)

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from adapters.models import Money
 from gateway.accounts.models import OrderHold
+from gateway.pricing import MarkupRule
 
 
 class OrderStatus(enum.StrEnum):
@@ -103,6 +104,10 @@ class HoldReason(enum.StrEnum):
     FULFILMENT_OVERDUE = "fulfilment_overdue"
     #: The part's job was delivered ``job_max_deliveries`` times without finishing.
     JOB_FAILED_REPEATEDLY = "job_failed_repeatedly"
+    #: A routed attempt whose outcome was once unknown was then refused (or found
+    #: absent after the placement deadline): the earlier request may still be in flight,
+    #: so it is not failed over; looked up again like an unknown outcome.
+    REFUSED_AFTER_UNKNOWN = "refused_after_unknown"
 
     @property
     def settled_by_lookup(self) -> bool:
@@ -118,6 +123,7 @@ _LOOK_AGAIN = frozenset(
         HoldReason.PLACEMENT_UNSETTLED,
         HoldReason.UNEXPECTED_ERROR,
         HoldReason.RECONCILE_FAILED,
+        HoldReason.REFUSED_AFTER_UNKNOWN,
     }
 )
 
@@ -140,6 +146,8 @@ class Failure(_Stored):
 
 
 class StoredItem(_Stored):
+    #: The supplier variant bought (for a routed item: the offer of its part's current
+    #: attempt, the cheapest at acceptance until the part is placed).
     variant_id: str
     product_id: str
     product_name: str
@@ -152,6 +160,59 @@ class StoredItem(_Stored):
     delivered_quantity: int = 0
     codes: str | None = None
     failure: Failure | None = None
+    #: Set when the reseller ordered a canonical variant (``gift-...:fv5000``): the item is
+    #: *routed*, its supplier chosen when its part is placed. None: pinned to ``supplier``.
+    canonical_variant_id: str | None = None
+    #: The reseller's own markup rule as at acceptance (None: the price list's rule), so
+    #: an offer chosen later is priced by the same rule and compared with ``unit_price``.
+    markup: MarkupRule | None = None
+
+
+class AttemptOutcome(enum.StrEnum):
+    """What came of one attempt of a part (``Part.tries``)."""
+
+    #: Chosen and committed; being sent, or sent again (retriable failures, a resend
+    #: after a verified absence). The part's current attempt.
+    CHOSEN = "chosen"
+    #: Sent and its outcome unknown: the part is held, reconciled at this supplier by
+    #: this attempt's reference. Still the part's current attempt.
+    UNKNOWN = "unknown"
+    #: The supplier took the order (the part is then polled to its end).
+    PLACED = "placed"
+    #: The supplier definitively refused it: nothing was bought.
+    REFUSED = "refused"
+    #: Retried past the placement deadline and positively absent upstream.
+    ABSENT = "absent"
+    #: Given up (an operator failed it, or it failed without a purchase).
+    FAILED = "failed"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (AttemptOutcome.CHOSEN, AttemptOutcome.UNKNOWN)
+
+
+class Attempt(_Stored):
+    """One supplier a part was sent to, under which reference, and what came of it.
+    Shown to operators (``gateway orders show``); never holds codes or credentials."""
+
+    n: int
+    supplier: str
+    variant_id: str
+    reference: str
+    outcome: AttemptOutcome = AttemptOutcome.CHOSEN
+    at: float
+    ended_at: float | None = None
+    #: The supplier's unit cost when chosen (minor units, in the accepted currency).
+    cost: int | None = None
+    #: The face value sent with the line: the item's for a range offer, the offer's own
+    #: (possibly none) for a fixed one.
+    face_value: Money | None = None
+    #: A stable code for a refusal (``supplier_rejected_order``, ``not_found``...).
+    code: str | None = None
+    error: str | None = None
+    #: The attempt's outcome was unknown at least once: a later refusal under its
+    #: reference may race with the earlier request, so it never fails over.
+    was_unknown: bool = False
 
 
 class Part(_Stored):
@@ -174,6 +235,22 @@ class Part(_Stored):
     last_error: str | None = None
     #: Its account hold was captured/released (``gateway.accounts.holds.settle``).
     settled: bool = False
+    #: Its supplier is chosen at placement among the offers of its (one) canonical item;
+    #: ``supplier`` and ``reference`` are then those of the current attempt.
+    routed: bool = False
+    #: The reference of the first attempt; attempt k > 1 sends ``<base>.<k>``.
+    base_reference: str | None = None
+    #: Every attempt, in order (``gateway.orders.router``).
+    tries: list[Attempt] = []
+    #: The last definitive refusal of a routed part: its items fail with it when no
+    #: eligible offer is left.
+    refusal: Failure | None = None
+
+    def current(self) -> Attempt | None:
+        """The attempt still in progress (chosen or of unknown outcome), if any."""
+        if self.tries and self.tries[-1].outcome.is_open:
+            return self.tries[-1]
+        return None
 
 
 class WebhookDelivery(_Stored):

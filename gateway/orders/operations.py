@@ -19,7 +19,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.orders.models import Failure, HoldReason, PartState, StoredOrder
+from gateway.orders.models import Attempt, Failure, HoldReason, Part, PartState, StoredOrder
 from gateway.orders.queue import Job, JobKind
 from gateway.orders.service import OrdersService
 from gateway.orders.store import Effects
@@ -49,9 +49,66 @@ class HeldPart:
     attempts: int
     held_since: float
     order_created_at: float
+    #: Every supplier attempt of the part (``attempt_row``): where it was tried before.
+    tries: list[dict[str, Any]]
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def attempt_row(attempt: Attempt) -> dict[str, Any]:
+    """One attempt as operators see it: supplier, supplier variant, reference, outcome,
+    when, the refusal code and our error text (no codes, no credentials: the order
+    record never holds them outside the encrypted ``codes``)."""
+    return attempt.model_dump(mode="json", exclude_none=True)
+
+
+def part_row(part: Part) -> dict[str, Any]:
+    return {
+        "part": part.n,
+        "supplier": part.supplier,
+        "reference": part.reference,
+        "state": part.state.value,
+        "routed": part.routed,
+        "upstream_id": part.upstream_id,
+        "review_reason": part.review_reason.value if part.review_reason else None,
+        "last_error": part.last_error,
+        "attempts": part.attempts,
+        "tries": [attempt_row(t) for t in part.tries],
+    }
+
+
+def order_detail(order: StoredOrder) -> dict[str, Any]:
+    """An order for ``gateway orders show``: items (never their codes), parts and every
+    attempt of each part."""
+    return {
+        "id": order.id,
+        "reseller_id": order.reseller_id,
+        "reference": order.reference,
+        "status": order.status.value,
+        "created_at": order.created_at,
+        "final_at": order.final_at,
+        "items": [
+            {
+                "variant_id": item.variant_id,
+                "canonical_variant_id": item.canonical_variant_id,
+                "supplier": item.supplier,
+                "quantity": item.quantity,
+                "unit_price": item.unit_price.model_dump(),
+                "status": item.status.value,
+                "delivered_quantity": item.delivered_quantity,
+                "failure": item.failure.model_dump() if item.failure else None,
+            }
+            for item in order.items
+        ],
+        "parts": [part_row(part) for part in order.parts],
+        "holds": [hold.model_dump() for hold in order.holds],
+    }
+
+
+async def show(service: OrdersService, order_id: str) -> dict[str, Any] | None:
+    loaded = await service.store.load(order_id)
+    return None if loaded is None else order_detail(loaded.order)
 
 
 async def held_parts(service: OrdersService) -> list[HeldPart]:
@@ -74,6 +131,7 @@ async def held_parts(service: OrdersService) -> list[HeldPart]:
                 attempts=part.attempts,
                 held_since=since,
                 order_created_at=loaded.order.created_at,
+                tries=[attempt_row(t) for t in part.tries],
             )
         )
     return rows

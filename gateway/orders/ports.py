@@ -7,13 +7,18 @@ these protocols, wired to the real implementations in ``gateway.orders.wiring``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from adapters.ids import product_id_of
 from adapters.models import Money, Product, Variant
+from gateway.catalog.matching import MatchKey
+from gateway.catalog.offers import is_canonical_variant_id
+from gateway.catalog.offers import price_currency as offers_price_currency
 from gateway.pricing import MarkupRule, PriceList
+
+Offer = tuple[Product, Variant]
 
 
 class ResellerLike(Protocol):
@@ -62,6 +67,16 @@ class CatalogLookup(Protocol):
         variant cannot be priced)."""
         ...
 
+    def offers(self, variant_id: str) -> list[Offer] | None:
+        """The live supplier offers behind a canonical variant id (fixed order), or None
+        when ``variant_id`` is not a canonical variant of the served catalog."""
+        ...
+
+    def price_currency(self, variant_id: str, currencies: Iterable[str]) -> str | None:
+        """The one currency the canonical variant is priced in, given its offers'
+        currencies (``gateway.catalog.offers.price_currency``)."""
+        ...
+
 
 class PricedCatalog:
     """A ``CatalogLookup`` over any product finder, priced exactly like the catalog's own
@@ -75,11 +90,15 @@ class PricedCatalog:
         prices: PriceList,
         taxonomy: Callable[[str, str | None], str | None] = lambda _supplier, cat: cat,
         ready: Callable[[], bool] = lambda: True,
+        offers: Callable[[str], list[Offer] | None] = lambda _variant_id: None,
+        match_key: Callable[[str], MatchKey | None] = lambda _variant_id: None,
     ) -> None:
         self._find = find
         self._prices = prices
         self._taxonomy = taxonomy
         self._ready = ready
+        self._offers = offers
+        self._match_key = match_key
 
     def ready(self) -> bool:
         return self._ready()
@@ -107,6 +126,14 @@ class PricedCatalog:
         category = self._taxonomy(product.supplier, product.category)
         rule = self._prices.rule_for(product.supplier, category, markup)
         return Money(amount=rule.apply(cost.amount), currency=cost.currency)
+
+    def offers(self, variant_id: str) -> list[Offer] | None:
+        if not is_canonical_variant_id(variant_id):
+            return None
+        return self._offers(variant_id)
+
+    def price_currency(self, variant_id: str, currencies: Iterable[str]) -> str | None:
+        return offers_price_currency(self._match_key(variant_id), currencies)
 
 
 def reseller_of(state: Any) -> ResellerLike | None:

@@ -16,13 +16,34 @@ Outcomes of a placement:
 * ``RetriableError`` / ``CircuitOpenError`` (nothing was bought: connection refused, 429,
   an open circuit): retried later, never sooner than the supplier asked, for at most
   ``placement_timeout_seconds``; then looked up by reference and failed only if absent;
-* ``FatalError`` (``RejectedError``, ``NotFoundError``, authentication): the part failed;
+* ``FatalError`` (``RejectedError``, ``NotFoundError``, authentication): the part failed
+  (a *routed* part fails over instead, see below);
 * ``AmbiguousOutcomeError`` (the adapter's own reconciliation could not tell), a job
   cut off by ``job_timeout_seconds``, or any unexpected error: held for review. A held
   part is looked up by reference again later (``review_reconcile_seconds``, a few times):
   found, it continues; confirmed absent, it is sent again under the same reference (the
   adapter contract's rule); still unknown after the last look-up, it waits for an
   operator (``gateway orders review`` / ``resolve``). Never re-sent on a guess.
+
+Routed parts (an item ordered by a canonical variant id) choose their supplier here
+(``gateway.orders.router``), and fail over without ever buying twice:
+
+* the choice is an *attempt* (supplier, supplier variant, reference
+  ``attempt_reference(base, k)``), committed with compare-and-set **before** anything is
+  sent. A worker that dies after the commit leaves the attempt open; whoever runs the job
+  next sends that same attempt again, never a new choice;
+* a definitive refusal (``FatalError``: out of stock, unavailable, invalid, not found;
+  or ``_settle_unplaced`` finding the reference positively absent after the placement
+  deadline) closes the attempt as refused: nothing was bought there, so the part is
+  placed again at once, with the next eligible offer under the next reference. No offer
+  left: the part fails with the last refusal's code;
+* an unknown outcome never fails over: the part is held and reconciled *at the same
+  supplier by the same reference*, and a verified absence resends it there under that
+  reference. Moving on would be unsafe because "absent" can race with the request still
+  in flight (a supplier that hung on it may commit it after answering the look-up); only
+  the same reference, which the supplier keeps unique, makes that resend harmless. For
+  the same reason a refusal of an attempt that was once unknown is not trusted as "nothing
+  bought" either: it is held (``refused_after_unknown``) and looked up again.
 """
 
 from __future__ import annotations
@@ -34,7 +55,7 @@ import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from adapters.base import SupplierAdapter
 from adapters.errors import (
@@ -42,8 +63,10 @@ from adapters.errors import (
     CircuitOpenError,
     FatalError,
     NotFoundError,
+    RateLimitedError,
     RetriableError,
     SupplierError,
+    UpstreamBusyError,
 )
 from adapters.models import OrderLine, UpstreamOrder
 from gateway.accounts.holds import observe as observe_accounts
@@ -52,6 +75,7 @@ from gateway.observability.logging import bind
 from gateway.orders import backoff, metrics
 from gateway.orders.crypto import CodeCipher
 from gateway.orders.models import (
+    AttemptOutcome,
     Failure,
     HoldReason,
     Part,
@@ -62,8 +86,16 @@ from gateway.orders.models import (
 from gateway.orders.notify import OrderNotifier
 from gateway.orders.ports import ResellerDirectory
 from gateway.orders.queue import Delivery, Job, JobKind, JobQueue
+from gateway.orders.router import Decision, OfferRouter
 from gateway.orders.store import Effects, OrderStore, Versioned, review_member
-from gateway.orders.transitions import apply_upstream, fail_part, hold_part, recompute
+from gateway.orders.transitions import (
+    apply_upstream,
+    begin_attempt,
+    current_attempt,
+    fail_part,
+    hold_part,
+    recompute,
+)
 from gateway.orders.webhook_delivery import WebhookJobs
 from gateway.orders.webhooks import EVENT_TYPES, WebhookSender
 from gateway.settings import OrderSettings
@@ -101,6 +133,12 @@ class _Outcome:
     failure: Failure | None = None
     reason: HoldReason | None = None  # set for HOLD
     error: str | None = None
+    #: Set for a FAIL that is a definitive "nothing bought" (refused, verified absent):
+    #: a routed part fails over instead of failing.
+    refused: AttemptOutcome | None = None
+    #: What the outcome says about the supplier's placements (``SuccessTracker``):
+    #: None when nothing (our own throttles: open circuit, no rate slot).
+    health: bool | None = None
 
 
 def _hold(reason: HoldReason, error: str | None = None) -> _Outcome:
@@ -111,8 +149,8 @@ def _retry(error: str, delay: float = 0.0) -> _Outcome:
     return _Outcome(OutcomeKind.RETRY, delay=delay, error=error)
 
 
-def _fail(failure: Failure, error: str | None) -> _Outcome:
-    return _Outcome(OutcomeKind.FAIL, failure=failure, error=error)
+def _fail(failure: Failure, error: str | None, refused: AttemptOutcome | None = None) -> _Outcome:
+    return _Outcome(OutcomeKind.FAIL, failure=failure, error=error, refused=refused)
 
 
 def _upstream(order: UpstreamOrder) -> _Outcome:
@@ -141,8 +179,11 @@ class OrderProcessor:
         clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
         handlers: Mapping[JobKind, JobHandler] | None = None,
+        router: OfferRouter | None = None,
     ) -> None:
         self.handlers = dict(handlers or {})
+        #: Chooses routed parts' offers; None: routed parts are held (no catalog here).
+        self.router = router
         self.store = store
         self.queue = queue
         self.adapters = adapters
@@ -303,8 +344,15 @@ class OrderProcessor:
         live = await self._live_part(delivery, job, PartState.PENDING)
         if live is None:
             return
+        loaded: Versioned | None
         loaded, part = live
         order = loaded.order
+        if part.routed and part.current() is None:
+            chosen = await self._choose(delivery, job, loaded, part)
+            if chosen is None:  # failed, waiting, or the job went stale: committed
+                return
+            order, part = chosen
+            loaded = None
         adapter = self._adapter(part)
         if adapter is None:
             outcome = _hold(HoldReason.SUPPLIER_NOT_CONFIGURED)
@@ -317,35 +365,144 @@ class OrderProcessor:
             outcome = await self._attempt_placement(adapter, order, part)
         await self._apply_placement(delivery, job, outcome, loaded)
 
+    async def _choose(
+        self, delivery: Delivery, job: Job, loaded: Versioned, part: Part
+    ) -> tuple[StoredOrder, Part] | None:
+        """Choose a routed part's next offer and commit it as an open attempt *before*
+        anything is sent (so a replay sends this attempt, never a new choice). Returns
+        the committed order and part, or None when nothing is to be sent now (no offer:
+        failed or waiting, committed with the job's acknowledgement; or the job is stale)."""
+        if self.router is None:
+            outcome = _hold(HoldReason.SUPPLIER_NOT_CONFIGURED, "no offer router here")
+            await self._apply_placement(delivery, job, outcome, loaded)
+            return None
+        item = loaded.order.items[part.items[0]]
+        refused = {t.supplier for t in part.tries if not t.outcome.is_open}
+        decision = self.router.choose(item, refused)
+        live = self._guard(job, PartState.PENDING)
+        if decision.choice is None:
+            await self._no_offer(delivery, job, loaded, decision)
+            return None
+        choice = decision.choice
+        product, variant = choice.offer
+        bind(supplier=choice.supplier)
+        committed: list[Part] = []
+
+        def change(order: StoredOrder, now: float) -> Effects | None:
+            committed.clear()
+            part = live(order)
+            if part is None or part.current() is not None:
+                return None
+            begin_attempt(order, part, (product, variant), choice.cost, now)
+            committed.append(part)
+            return Effects()
+
+        order = await self.commit(job.order_id, None, change, loaded=loaded)
+        if order is None:
+            return None
+        if not committed:
+            # Another delivery of this job chose first (or the job is stale): whatever
+            # is live now decides, read afresh.
+            live_part = await self._live_part(delivery, job, PartState.PENDING)
+            if live_part is None or live_part[1].current() is None:
+                return None
+            return live_part[0].order, live_part[1]
+        previous = part.tries[-1] if part.tries else None
+        if previous is not None:
+            metrics.FAILOVERS.labels(previous.supplier, choice.supplier).inc()
+            log.info(
+                "routed part failed over",
+                extra={
+                    "order_id": job.order_id,
+                    "part": part.n,
+                    "from_supplier": previous.supplier,
+                    "to_supplier": choice.supplier,
+                    "reference": committed[0].reference,
+                },
+            )
+        return order, order.part(part.n)
+
+    async def _no_offer(
+        self, delivery: Delivery, job: Job, loaded: Versioned, decision: Decision
+    ) -> None:
+        """No eligible offer now: wait when one is only skipped for a while (within the
+        placement deadline), else fail with the last refusal (or "no eligible offer")."""
+        live = self._guard(job, PartState.PENDING)
+        s = self.settings
+        wait = s.routing.no_offer_retry_seconds
+        summary = decision.summary() or "no offer in the catalog"
+
+        def change(order: StoredOrder, now: float) -> Effects | None:
+            part = live(order)
+            if part is None:
+                return None
+            effects = Effects()
+            started = part.first_attempt_at
+            if decision.waiting and (
+                started is None or now - started <= s.placement_timeout_seconds
+            ):
+                part.attempts += 1
+                if started is None:
+                    part.first_attempt_at = now
+                part.last_error = f"no offer eligible now ({summary})"[:300]
+                self._next(order, part, JobKind.PLACE, wait, effects)
+                return effects
+            failure = part.refusal or Failure(
+                code="no_eligible_offer",
+                message="no supplier could sell this item at the accepted price; "
+                "nothing was bought",
+            )
+            part.last_error = f"no eligible offer left ({summary})"[:300]
+            fail_part(order, part, failure, now)
+            return effects
+
+        committed = await self.commit(job.order_id, delivery, change, loaded=loaded)
+        if committed is not None and committed.part(job.part).state is PartState.FAILED:
+            tries = committed.part(job.part).tries
+            if tries:  # refused before, and nowhere left to go
+                metrics.FAILOVERS.labels(tries[-1].supplier, "none").inc()
+            metrics.JOBS.labels(job.kind.value, OutcomeKind.FAIL).inc()
+        else:
+            metrics.JOBS.labels(job.kind.value, OutcomeKind.RETRY).inc()
+
     async def _attempt_placement(
         self, adapter: SupplierAdapter, order: StoredOrder, part: Part
     ) -> _Outcome:
         items = [order.items[i] for i in part.items]
+        current = part.current() if part.routed else None
         lines = [
             OrderLine(
-                variant_id=item.variant_id, quantity=item.quantity, face_value=item.face_value
+                variant_id=item.variant_id,
+                quantity=item.quantity,
+                face_value=current.face_value if current is not None else item.face_value,
             )
             for item in items
         ]
+        outcome = await self._send(adapter, part, lines)
+        if self.router is not None and outcome.health is not None:
+            self.router.tracker.record(part.supplier, outcome.health)
+        return outcome
+
+    async def _send(self, adapter: SupplierAdapter, part: Part, lines: list[OrderLine]) -> _Outcome:
         try:
             async with asyncio.timeout(self.settings.job_timeout_seconds):
                 upstream = await adapter.place_order(part.reference, lines)
-        except CircuitOpenError as exc:
+        except (CircuitOpenError, UpstreamBusyError, RateLimitedError) as exc:
+            # Held back (by us or the supplier's rate limit): nothing was sent.
             delay = max(exc.retry_after or 0.0, self._retry_delay(part.attempts))
             return _retry(_short(exc), delay)
         except RetriableError as exc:
-            hinted = getattr(exc, "retry_after", None) or 0.0
-            delay = max(hinted, self._retry_delay(part.attempts))
-            return _retry(_short(exc), delay)
+            delay = max(getattr(exc, "retry_after", None) or 0.0, self._retry_delay(part.attempts))
+            return replace(_retry(_short(exc), delay), health=False)
         except AmbiguousOutcomeError as exc:
-            return _hold(HoldReason.OUTCOME_UNKNOWN, _short(exc))
+            return replace(_hold(HoldReason.OUTCOME_UNKNOWN, _short(exc)), health=False)
         except FatalError as exc:
             failure = Failure(
                 code=exc.code, message=f"the supplier refused the order: {exc.message}"[:300]
             )
-            return _fail(failure, _short(exc))
+            return replace(_fail(failure, _short(exc), AttemptOutcome.REFUSED), health=False)
         except TimeoutError:
-            return _hold(HoldReason.PLACEMENT_TIMED_OUT)
+            return replace(_hold(HoldReason.PLACEMENT_TIMED_OUT), health=False)
         except Exception as exc:  # a bug or an unmapped failure: the outcome is unknown
             log.error(
                 "placement failed unexpectedly",
@@ -357,7 +514,7 @@ class OrderProcessor:
                 },
             )
             return _hold(HoldReason.UNEXPECTED_ERROR, type(exc).__name__)
-        return _upstream(upstream)
+        return replace(_upstream(upstream), health=True)
 
     async def _settle_unplaced(self, adapter: SupplierAdapter, part: Part) -> _Outcome:
         """The placement kept failing retriably for too long: stop, and fail the part only
@@ -375,10 +532,10 @@ class OrderProcessor:
             code="supplier_unavailable",
             message="the supplier could not take the order in time; nothing was bought",
         )
-        return _fail(failure, part.last_error)
+        return _fail(failure, part.last_error, AttemptOutcome.ABSENT)
 
     async def _apply_placement(
-        self, delivery: Delivery, job: Job, outcome: _Outcome, loaded: Versioned
+        self, delivery: Delivery, job: Job, outcome: _Outcome, loaded: Versioned | None
     ) -> None:
         live = self._guard(job, PartState.PENDING)
 
@@ -395,23 +552,44 @@ class OrderProcessor:
         metrics.JOBS.labels(job.kind.value, outcome.kind).inc()
 
     def _record(self, order: StoredOrder, part: Part, outcome: _Outcome, now: float) -> Effects:
-        """Write an outcome into the part and say which job follows."""
+        """Write an outcome into the part (and its current attempt) and say which job
+        follows."""
         effects = Effects()
+        attempt = current_attempt(order, part, now)
         if outcome.kind is OutcomeKind.UPSTREAM:
             assert outcome.upstream is not None
+            attempt.outcome, attempt.ended_at, attempt.error = AttemptOutcome.PLACED, now, None
             apply_upstream(order, part, outcome.upstream, self.cipher, now)
             if part.state is PartState.PLACED:
                 self._next(order, part, JobKind.POLL, self._poll_delay(part.polls), effects)
         elif outcome.kind is OutcomeKind.RETRY:
-            part.last_error = outcome.error
-            self._next(order, part, JobKind.PLACE, outcome.delay, effects)
+            part.last_error = attempt.error = outcome.error
         elif outcome.kind is OutcomeKind.FAIL:
             assert outcome.failure is not None
-            part.last_error = outcome.error
+            part.last_error = attempt.error = outcome.error
+            if part.routed and outcome.refused is not None:
+                if attempt.was_unknown:
+                    attempt.outcome = AttemptOutcome.UNKNOWN
+                    reason = HoldReason.REFUSED_AFTER_UNKNOWN
+                    self._hold(order, part, reason, outcome.error, now, effects)
+                    return effects
+                # Nothing was bought at this supplier: the next offer, at once.
+                attempt.outcome, attempt.ended_at = outcome.refused, now
+                attempt.code = outcome.failure.code
+                part.refusal = outcome.failure
+                part.first_attempt_at = None  # each supplier gets its own deadline
+                self._next(order, part, JobKind.PLACE, 0, effects)
+                return effects
+            attempt.code = outcome.failure.code
             fail_part(order, part, outcome.failure, now)
         else:
             assert outcome.reason is not None
+            if outcome.reason.settled_by_lookup:
+                attempt.outcome, attempt.was_unknown = AttemptOutcome.UNKNOWN, True
+            attempt.error = outcome.error
             self._hold(order, part, outcome.reason, outcome.error, now, effects)
+        if outcome.kind is OutcomeKind.RETRY:
+            self._next(order, part, JobKind.PLACE, outcome.delay, effects)
         return effects
 
     def _hold(
@@ -545,6 +723,9 @@ class OrderProcessor:
             if found is None:
                 effects = Effects()
                 if reason is HoldReason.ABSENT_UPSTREAM and not operator:
+                    current = part.current()
+                    if current is not None:  # the same attempt, sent again
+                        current.outcome = AttemptOutcome.CHOSEN
                     part.state = PartState.PENDING
                     part.review_reason = None
                     part.last_error = "absent upstream after an unknown outcome: sent again"

@@ -42,7 +42,11 @@ class MoneyIn(_StrictIn):
 
 class OrderItemIn(_StrictIn):
     variant_id: str = Field(
-        min_length=3, max_length=200, description="A variant id from the catalog."
+        min_length=3,
+        max_length=200,
+        description="A variant id from the catalog: a canonical one (routed to the best "
+        "offer when placed, failed over when a supplier refuses) or a supplier's own "
+        "(pinned to that supplier).",
     )
     quantity: int = Field(
         ge=1, le=100_000, description="Units; at most orders.max_quantity (default 100)."
@@ -96,7 +100,15 @@ class FailureOut(_Out):
 
 
 class OrderItemOut(_Out):
-    variant_id: str
+    variant_id: str = Field(
+        description="The supplier variant bought; for an item ordered by a canonical "
+        "variant id, the offer its supplier was chosen at (may change until placed)."
+    )
+    canonical_variant_id: str | None = Field(
+        default=None,
+        description="The canonical variant id you ordered, when you ordered one (the "
+        "gateway routes it to the best offer); null for a supplier variant id.",
+    )
     product_id: str
     product_name: str = Field(description="As it was when the order was placed.")
     variant_name: str

@@ -36,6 +36,7 @@ from gateway.orders.notify import OrderNotifier
 from gateway.orders.ports import CatalogLookup, ResellerDirectory, ResellerLike
 from gateway.orders.processing import OrderProcessor
 from gateway.orders.queue import Job, JobKind, JobQueue
+from gateway.orders.router import OfferRouter
 from gateway.orders.routing import plan_parts
 from gateway.orders.schemas import CreateOrderRequest
 from gateway.orders.scripts import OrderScripts
@@ -102,6 +103,10 @@ class OrdersService:
             webhooks=webhooks,
             clock=clock,
             handlers=accounts.job_handlers(resellers, webhooks, settings) if accounts else None,
+            # The catalog is read at each choice (a test or a new snapshot may swap it).
+            router=OfferRouter(
+                catalog=lambda: self.catalog, adapters=adapters, settings=settings.routing
+            ),
         )
         self.worker: OrderWorker | None = None
         self._started = False

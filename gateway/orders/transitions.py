@@ -10,9 +10,12 @@ import json
 import logging
 from collections.abc import Sequence
 
-from adapters.models import Code, UpstreamOrder, UpstreamOrderState
+from adapters.models import Code, Product, UpstreamOrder, UpstreamOrderState, Variant
 from gateway.orders.crypto import CodeCipher
+from gateway.orders.ids import attempt_reference
 from gateway.orders.models import (
+    Attempt,
+    AttemptOutcome,
     Failure,
     HoldReason,
     ItemStatus,
@@ -143,7 +146,12 @@ def apply_upstream(
 
 
 def fail_part(order: StoredOrder, part: Part, failure: Failure, now: float) -> None:
-    """Nothing of this part was bought: its items failed."""
+    """Nothing of this part was bought: its items failed (and its attempt in progress,
+    if any, with it)."""
+    current = part.current()
+    if current is not None:
+        current.outcome, current.ended_at = AttemptOutcome.FAILED, now
+        current.code = current.code or failure.code
     part.state = PartState.FAILED
     part.finished_at = now
     part.job = None
@@ -163,3 +171,52 @@ def hold_part(part: Part, reason: HoldReason, now: float) -> None:
     part.job = None
     if part.first_attempt_at is None:
         part.first_attempt_at = now
+
+
+def begin_attempt(
+    order: StoredOrder, part: Part, offer: tuple[Product, Variant], cost: int, now: float
+) -> Attempt:
+    """A routed part's next attempt at ``offer``: its own reference, its own placement
+    deadline; the part and its item name the offer from now on (what the reseller sees
+    while it is bought). Committed before anything is sent (``processing``)."""
+    product, variant = offer
+    n = len(part.tries) + 1
+    reference = attempt_reference(part.base_reference or part.reference, n)
+    face = order.items[part.items[0]].face_value if variant.is_range else variant.face_value
+    attempt = Attempt(
+        n=n,
+        supplier=product.supplier,
+        variant_id=variant.id,
+        reference=reference,
+        at=now,
+        cost=cost,
+        face_value=face,
+    )
+    part.tries.append(attempt)
+    part.supplier, part.reference = product.supplier, reference
+    part.first_attempt_at = None  # its own placement deadline, from its first send
+    for index in part.items:
+        item = order.items[index]
+        item.variant_id, item.product_id = variant.id, product.id
+        item.product_name, item.variant_name = product.name, variant.name
+        item.supplier = product.supplier
+    return attempt
+
+
+def current_attempt(order: StoredOrder, part: Part, now: float) -> Attempt:
+    """The part's attempt an outcome belongs to. A pinned part's one attempt is recorded
+    on its first outcome (its supplier and reference never change)."""
+    current = part.current()
+    if current is not None:
+        return current
+    if part.tries and not part.routed:
+        return part.tries[-1]
+    attempt = Attempt(
+        n=len(part.tries) + 1,
+        supplier=part.supplier,
+        variant_id=",".join(order.items[i].variant_id for i in part.items),
+        reference=part.reference,
+        at=now,
+    )
+    part.tries.append(attempt)
+    return attempt

@@ -49,6 +49,7 @@ def render_order(
     for item in order.items:
         rendered: dict[str, Any] = {
             "variant_id": item.variant_id,
+            "canonical_variant_id": item.canonical_variant_id,
             "product_id": item.product_id,
             "product_name": item.product_name,
             "variant_name": item.variant_name,

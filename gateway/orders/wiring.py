@@ -39,6 +39,10 @@ def catalog_lookup(catalog: CatalogService) -> PricedCatalog:
         prices=catalog.prices,
         taxonomy=lambda supplier, category: catalog.taxonomy(supplier, category),
         ready=lambda: catalog.index is not None,
+        offers=catalog.offers,
+        match_key=lambda variant_id: (
+            catalog.state.offers.key(variant_id) if catalog.state is not None else None
+        ),
     )
 
 

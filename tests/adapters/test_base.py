@@ -716,6 +716,20 @@ async def test_errors_that_prove_nothing_was_bought_propagate(error: SupplierErr
     assert (adapter.sent, adapter.looked) == (1, 0)
 
 
+async def test_a_refused_resend_after_an_unknown_outcome_stays_unknown() -> None:
+    """The look-up found nothing, the resend was refused: but the first request may still
+    be in flight and commit later, so this is no proof that nothing was bought (the order
+    layer would buy elsewhere on a refusal)."""
+    refusal = RejectedError("no stock")
+    adapter = ScriptedAdapter([AMBIGUOUS, refusal], [None], Sleeps())
+    before = outcomes("refused_after_unknown")
+    with pytest.raises(AmbiguousOutcomeError) as raised:
+        await adapter.place_order("ref-1", LINE)
+    assert raised.value.__cause__ is refusal
+    assert adapter.sent == 2
+    assert outcomes("refused_after_unknown") == before + 1
+
+
 @pytest.mark.parametrize("reference", ["", "has space", "x" * 65, "naïve"])
 async def test_references_must_be_short_printable_ascii(reference: str) -> None:
     adapter = ScriptedAdapter([order("u")], [None], Sleeps())

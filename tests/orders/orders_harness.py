@@ -25,9 +25,12 @@ import httpx
 import pytest
 
 from adapters.base import SupplierAdapter
-from adapters.models import Product
+from adapters.ids import parse_variant_id
+from adapters.models import Product, Variant
 from adapters.registry import discover
 from adapters.sandbox_server import BackgroundServer
+from gateway.catalog.matching import Matcher
+from gateway.catalog.offers import OfferBook
 from gateway.orders.ports import PricedCatalog
 from gateway.pricing import MarkupRule, PriceList
 from gateway.settings import AccountSettings, OrderSettings, Settings
@@ -185,8 +188,35 @@ async def load_products(adapters: dict[str, SupplierAdapter]) -> list[Product]:
 
 
 def static_catalog(products: Iterable[Product], prices: PriceList | None = None) -> PricedCatalog:
+    """The products as the orders service sees a catalog, canonical variants included:
+    their offers come from the catalog's own matcher and offer book over ``products``
+    (shipped brand table, no overrides), as ``CatalogService`` builds them."""
     by_id = {product.id: product for product in products}
-    return PricedCatalog(find=by_id.get, prices=prices or PriceList(MarkupRule(percent=10)))
+    matcher = Matcher.from_files(None, None)
+    book = OfferBook()
+    for product in by_id.values():
+        book.add(product, matcher)
+    book.seal()
+
+    def offers(variant_id: str) -> list[tuple[Product, Variant]] | None:
+        ids = book.offers(variant_id)
+        if ids is None:
+            return None
+        found = []
+        for supplier_variant in ids:
+            ref = parse_variant_id(supplier_variant)
+            product = by_id.get(ref.product_id) if ref is not None else None
+            for variant in product.variants if product is not None else ():
+                if variant.id == supplier_variant:
+                    found.append((product, variant))
+        return found  # type: ignore[return-value]
+
+    return PricedCatalog(
+        find=by_id.get,
+        prices=prices or PriceList(MarkupRule(percent=10)),
+        offers=offers,
+        match_key=book.key,
+    )
 
 
 @dataclass
@@ -270,6 +300,17 @@ class Process:
                 self.popen.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+async def cli(settings: Settings, *args: str) -> Any:
+    """``gateway <args>`` through click's runner, with the environment a subprocess of
+    ``settings`` would read (a ``click.testing.Result``)."""
+    from click.testing import CliRunner
+
+    from gateway.cli import main
+
+    env = {k: v for k, v in settings_environment(settings).items() if k.startswith("GATEWAY_")}
+    return await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
 
 
 def start_worker(settings: Settings, log_path: Path) -> Process:

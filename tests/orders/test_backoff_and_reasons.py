@@ -151,5 +151,6 @@ def test_only_unknown_outcomes_are_looked_up_again_by_themselves() -> None:
         HoldReason.PLACEMENT_UNSETTLED,
         HoldReason.UNEXPECTED_ERROR,
         HoldReason.RECONCILE_FAILED,
+        HoldReason.REFUSED_AFTER_UNKNOWN,
     }
     assert [k.value for k in OutcomeKind] == ["upstream", "retry", "fail", "hold"]

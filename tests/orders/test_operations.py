@@ -3,35 +3,26 @@ held order, key generation and rotation; and the refusal to run without a key.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from cryptography.fernet import Fernet
 from orders_harness import (
     Picks,
     Sandboxes,
+    cli,
     make_settings,
     order_settings,
-    settings_environment,
     wait_until,
 )
 
 from gateway.bootstrap import bootstrap
-from gateway.cli import main
 from gateway.orders.crypto import CodeCipher, EncryptionKeyError
 from gateway.orders.models import PartState
 from gateway.orders.store import Effects
 from gateway.orders.transitions import hold_part
-from gateway.settings import Settings
-
-
-async def cli(settings: Settings, *args: str) -> Result:
-    env = {k: v for k, v in settings_environment(settings).items() if k.startswith("GATEWAY_")}
-    return await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
 
 
 async def completed_order(inst: Any, caller: Any, picks: Picks) -> str:
