@@ -29,7 +29,7 @@ from adapters.ids import parse_variant_id
 from adapters.models import Product, Variant
 from adapters.registry import discover
 from adapters.sandbox_server import BackgroundServer
-from gateway.catalog.matching import Matcher
+from gateway.catalog.matching import Matcher, MatchKey
 from gateway.catalog.offers import OfferBook
 from gateway.orders.ports import PricedCatalog
 from gateway.pricing import MarkupRule, PriceList
@@ -195,7 +195,10 @@ def static_catalog(products: Iterable[Product], prices: PriceList | None = None)
     matcher = Matcher.from_files(None, None)
     book = OfferBook()
     for product in by_id.values():
-        book.add(product, matcher)
+        for variant in product.variants:
+            verdict = matcher.verdict(product, variant)
+            if isinstance(verdict, MatchKey):
+                book.record(variant.id, verdict)
     book.seal()
 
     def offers(variant_id: str) -> list[tuple[Product, Variant]] | None:
