@@ -218,6 +218,15 @@ class RoutingSettings(_Section):
         description="A supplier skipped for failing gets one placement again this long "
         "after its last one (a probe); its outcome updates the rate.",
     )
+    absorb_price_difference: bool = Field(
+        default=True,
+        description="A dearer offer may take over from one that refused (failover): the "
+        "reseller is still charged the accepted price and the margin absorbs the "
+        "difference, never below cost (the offer's cost must not exceed the accepted "
+        "price). false: only offers whose own reseller price is not above the accepted "
+        "price are eligible, which with one markup for all suppliers means no failover "
+        "to a dearer supplier.",
+    )
     no_offer_retry_seconds: float = Field(
         default=5.0,
         gt=0,

@@ -10,9 +10,13 @@ down since the order was accepted is not used. An offer is **eligible** when:
 * a range offer takes the item's face value (a fixed offer is the item's card by the
   catalog's match: its face is not compared, a supplier may not state one);
 * its cost and its reseller price are in the accepted currency (never converted);
-* its reseller price, by the markup rule stored at acceptance, is not above the
-  accepted unit price (the reseller is never charged more than accepted) and its cost
-  is not above it either (never sell below cost);
+* its cost is not above the accepted unit price (never sell below cost). The reseller
+  is charged the accepted price whichever offer delivers, never more. With
+  ``routing.absorb_price_difference`` (the default) a dearer offer may take over from
+  one that refused, the gateway's margin absorbing the difference; without it, the
+  offer's own reseller price (by the markup rule stored at acceptance) must not be
+  above the accepted price either - with one markup for every supplier, that rules out
+  failing over to a dearer supplier;
 * its supplier's circuit is not open (``CircuitBreaker.state``, which does not take the
   half-open probe slot), and its recent placement success is good enough
   (``SuccessTracker``).
@@ -215,7 +219,7 @@ class OfferRouter:
             return Skip.NOT_PRICED, None
         if cost.currency != accepted.currency or price.currency != accepted.currency:
             return Skip.CURRENCY, None
-        if price.amount > accepted.amount:
+        if price.amount > accepted.amount and not self.settings.absorb_price_difference:
             return Skip.PRICE_ABOVE_ACCEPTED, None
         if cost.amount > accepted.amount:
             return Skip.COST_ABOVE_PRICE, None

@@ -95,7 +95,7 @@ def test_lowest_cost_first_then_priority_then_name() -> None:
 
 def test_each_permanent_reason_skips_an_offer() -> None:
     offers = [offer("a", 4000, stock=1), offer("b", 4500), offer("c", 4600)]
-    chosen, _ = router(offers)
+    chosen, _ = router(offers, RoutingSettings(absorb_price_difference=False))
     # a: too few units; b: refused this part before; c: priced 5060 > accepted 5000
     decision = chosen.choose(item(5000, quantity=2), refused={"b"})
     assert decision.choice is None and not decision.waiting
@@ -104,6 +104,18 @@ def test_each_permanent_reason_skips_an_offer() -> None:
         ("b", Skip.REFUSED_BEFORE),
         ("c", Skip.PRICE_ABOVE_ACCEPTED),
     ]
+
+
+def test_a_dearer_offer_is_eligible_at_the_accepted_price_but_never_below_cost() -> None:
+    # c costs 4600, priced 5060 by the 10 % rule: above the accepted 5000, but the
+    # reseller pays 5000 and the gateway still earns 400 over cost.
+    offers = [offer("b", 4500), offer("c", 4600)]
+    chosen, _ = router(offers)
+    decision = chosen.choose(item(5000), refused={"b"})
+    assert decision.choice is not None and decision.choice.supplier == "c"
+    # Accepted at 4550: c would be sold below its cost of 4600.
+    below = chosen.choose(item(4550), refused={"b"})
+    assert below.choice is None and below.skipped[-1] == ("c", Skip.COST_ABOVE_PRICE)
 
 
 def test_an_open_circuit_only_delays() -> None:

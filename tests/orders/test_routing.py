@@ -31,6 +31,7 @@ from prometheus_client import REGISTRY
 from adapters.models import Product
 from gateway.orders.models import Attempt, AttemptOutcome, PartState
 from gateway.orders.store import Effects
+from gateway.settings import RoutingSettings
 
 
 async def order(inst: Any, caller: Any, variant_id: str, quantity: int = 1, **extra: Any) -> Any:
@@ -245,10 +246,17 @@ async def test_a_refusal_fails_over_under_a_new_reference(
 
 
 async def test_a_price_above_the_accepted_one_skips_an_offer_and_the_item_fails_with_the_refusal(
-    make_instance: Any, products: list[Product], sandboxes: Sandboxes
+    make_instance: Any,
+    products: list[Product],
+    sandboxes: Sandboxes,
+    redis_url: str,
+    key_prefix: str,
 ) -> None:
     cheap, dear = offers(products, STEAM_DEU_50)
-    inst = await make_instance()  # one markup for both: the dearer offer costs the reseller more
+    # One markup for both: the dearer offer costs the reseller more, and the operator
+    # chose not to absorb the difference.
+    strict = order_settings(routing=RoutingSettings(absorb_price_difference=False))
+    inst = await make_instance(make_settings(redis_url, key_prefix, sandboxes, orders=strict))
     caller = await inst.caller()
     await sandboxes.set_faults(cheap.supplier, refuse_rate=1.0)
     skipped = decisions(dear.supplier, "price_above_accepted")
