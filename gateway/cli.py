@@ -168,6 +168,11 @@ def sandbox(seed: int | None, host: str, ports: tuple[str, ...]) -> None:
     if unknown:
         raise click.BadParameter(f"no such supplier: {', '.join(unknown)}", param_hint="--port")
     options = {name: {"seed": seed} for name in discover()} if seed is not None else {}
+    # Handlers first: a stop asked for while the servers start (they answer before the
+    # banner is out) must still stop them cleanly and let the banner reach a pipe.
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     servers = start_sandboxes(host=host, ports=fixed, **options)
     adapters = discover()
     for name, server in servers.items():
@@ -177,9 +182,7 @@ def sandbox(seed: int | None, host: str, ports: tuple[str, ...]) -> None:
                 click.echo(f"  {field} = {value}")
         click.echo(f"  control: {server.url}/_sandbox/faults, /_sandbox/orders, /_sandbox/stats")
     click.echo("Ctrl-C to stop.")
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sys.stdout.flush()
     stop.wait()
     for server in servers.values():
         server.stop()
