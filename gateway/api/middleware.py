@@ -179,7 +179,10 @@ class FrontDoor:
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
-        rid = state.get("request_id") or rid or self.request_ids.new()
+        issued = None
+        rid = state.get("request_id") or rid
+        if rid is None:
+            rid = issued = self.request_ids.new()
         state["request_id"] = rid
         extra: list[tuple[bytes, bytes]] = [(b"x-request-id", rid.encode("latin-1"))]
         scope[_EXTRA_HEADERS] = extra
@@ -207,7 +210,7 @@ class FrontDoor:
             return message
 
         observer = self.observer
-        token = observer.begin(scope, state)
+        token = observer.begin(scope, state, issued)
         began = time.perf_counter()
         try:
             if content_length is not None:

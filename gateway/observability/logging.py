@@ -221,6 +221,9 @@ class LogContext:
     route: str | None = None
     extra: dict[str, Any] | None = None
     state: dict[str, Any] | None = None
+    #: The request id when the gateway issued it itself (no caller chose it, so there is
+    #: nothing in it to redact): the access log skips scrubbing that exact string.
+    issued_request_id: str | None = None
 
     def routed(self) -> str | None:
         """The route template, when the context knows how to find it."""

@@ -40,10 +40,18 @@ class _RequestContext(LogContext):
     """The log context of one HTTP request: three stores to build (no closure), and the
     route template asked of the router only when a line is written."""
 
-    def __init__(self, state: dict[str, Any], scope: Scope, templates: RouteTemplates) -> None:
+    def __init__(
+        self,
+        state: dict[str, Any],
+        scope: Scope,
+        templates: RouteTemplates,
+        issued_request_id: str | None,
+    ) -> None:
         self.state = state
         self.scope = scope
         self.templates = templates
+        if issued_request_id is not None:
+            self.issued_request_id = issued_request_id
 
     def routed(self) -> str | None:
         return self.templates.routed(self.scope)
@@ -62,9 +70,12 @@ class RequestObserver:
         self.templates = RouteTemplates()
         self.tally = tally
 
-    def begin(self, scope: Scope, state: dict[str, Any]) -> Token[Any]:
-        """Open the request's log context and count it in flight."""
-        token = enter_context(_RequestContext(state, scope, self.templates))
+    def begin(
+        self, scope: Scope, state: dict[str, Any], issued_request_id: str | None = None
+    ) -> Token[Any]:
+        """Open the request's log context and count it in flight (``issued_request_id``:
+        the request id when the front door made it up, not the caller)."""
+        token = enter_context(_RequestContext(state, scope, self.templates, issued_request_id))
         self.tally.started()
         return token
 
