@@ -45,12 +45,15 @@ _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 class _Clock:
-    """``ts`` as ``JsonFormatter`` writes it (ISO 8601, milliseconds, UTC), with the
-    date-and-second part worked out once per second."""
+    """``ts`` as ``JsonFormatter`` writes it (ISO 8601, milliseconds, UTC): the
+    date-and-second part worked out once per second, the whole string once per
+    millisecond (a busy gateway writes several lines in each)."""
 
     def __init__(self) -> None:
         self._second = -1
+        self._millisecond = -1
         self._iso = ""
+        self._ts = ""
         self._hms = ""
 
     def _at(self, second: int) -> None:
@@ -60,10 +63,14 @@ class _Clock:
         self._hms = moment.astimezone().strftime("%H:%M:%S")
 
     def iso(self, now: float) -> str:
-        second = int(now)
-        if second != self._second:
-            self._at(second)
-        return f"{self._iso}.{int((now - second) * 1000):03d}+00:00"
+        millisecond = int(now * 1000)
+        if millisecond != self._millisecond:
+            second, fraction = divmod(millisecond, 1000)
+            if second != self._second:
+                self._at(second)
+            self._millisecond = millisecond
+            self._ts = f"{self._iso}.{fraction:03d}+00:00"
+        return self._ts
 
     def short(self, now: float) -> str:
         """Local time of day, for a person at a terminal."""
