@@ -180,10 +180,6 @@ class HttpTally:
 HTTP_TALLY = HttpTally()
 
 
-def normalise_method(method: str) -> str:
-    return method if method in METHODS else "other"
-
-
 def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
 
