@@ -296,7 +296,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         ):
             self._refuse_head()  # the application never sees this request
             return
-        self._disarm()  # the head's timer; the body's is armed if a read ends inside it
+        if self._deadline is not None:  # (checked here: this runs for every request)
+            self._disarm()  # the head's timer; the body's is armed if a read ends inside it
         self._reading_body = True
         _on_headers_complete(self)  # uvicorn's, with a cheaper response head (_Cycle)
 
@@ -306,7 +307,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._reading_body = False
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         if not self._refused:
             super().on_message_complete()
 
