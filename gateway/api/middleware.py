@@ -315,7 +315,9 @@ class GatewayApp(Starlette):
         _no_slash_redirects(self.router)
 
     def build_middleware_stack(self) -> ASGIApp:
-        app: ASGIApp = self.router
+        # The router's own stack (its ``app``, unless router-level middleware was given):
+        # ``Router.__call__`` only forwards to it, one frame per request for nothing.
+        app: ASGIApp = self.router.middleware_stack
         if self.user_middleware:
             app = _AnswerErrors(app)
         for cls, args, kwargs in reversed(self.user_middleware):

@@ -98,7 +98,9 @@ class AccessLog:
         request_id = ctx.request_id
         if request_id is not None and request_id is not ctx.issued_request_id:
             request_id = redact(request_id)  # the caller may have chosen it
-        duration_ms = round(elapsed * 1000, 3)
+        # To the microsecond: round() to a number of digits goes through a decimal
+        # string, a round to the integer does not.
+        duration_ms = round(elapsed * 1_000_000) / 1000
         extra = _scrubbed(ctx.extra) if ctx.extra else None
         json_line: str | None = None
         text_line: str | None = None
