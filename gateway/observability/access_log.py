@@ -41,7 +41,7 @@ LOGGER_NAME = "gateway.http"
 
 _LEVEL_NAMES = {level: logging.getLevelName(level) for level in range(0, 60, 10)}
 _LOWER_NAMES = {level: name.lower() for level, name in _LEVEL_NAMES.items()}
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 class _Clock:
@@ -176,7 +176,7 @@ class AccessLog:
         if extra:
             for name, value in extra.items():
                 line.setdefault(name, value)
-        return orjson.dumps(line, default=str, option=_JSON_OPTIONS).decode() + "\n"
+        return orjson.dumps(line, default=str, option=_JSON_OPTIONS).decode()
 
     def _text(
         self,
