@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -133,6 +134,9 @@ async def _serve(app: Any, requests: list[bytes], n: int) -> tuple[float, int]:
                 done.set_result(None)
 
     state = ServerState()
+    # The date and server headers uvicorn's server adds to every response (on_tick).
+    date = formatdate(time.time(), usegmt=True).encode()
+    state.default_headers = [(b"date", date), *config.encoded_headers]
     connections = []
     for _ in range(CONNECTIONS):
         protocol = Protocol(config, state, {}, loop)
