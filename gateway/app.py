@@ -36,7 +36,9 @@ Layers, outermost first, and why in this order
    route rather than as a middleware because only the matched route knows its scope,
    and public routes (``/healthz``, ``/metrics``, ``/docs``) then pay nothing for it.
 
-Routes are matched in order, so the busiest (catalog reads) come first.
+A request for a fixed path (``/v1/search``, ``/v1/products``) finds its route by one
+dictionary look-up (``gateway.api.middleware.ExactPathRouter``); the others are matched
+in order, so the busiest (catalog reads) come first.
 """
 
 from __future__ import annotations

@@ -1,11 +1,13 @@
 """The private corners of libraries the gateway relies on, for speed, checked by name.
 
-Two places skip a library's public API because nothing public is as fast:
-``TalliedHistogram`` (prometheus-client's ``Histogram._buckets`` / ``_sum``) and the
-catalog's ``_JsonBody`` (Starlette's ``Response`` without ``Response.__init__``). A third
-because nothing public exists: the webhook sender's ``_CheckedTransport`` replaces
-httpx's ``AsyncHTTPTransport._pool`` to connect only to checked addresses.
-pyproject.toml pins both libraries below the first version not tested; these tests say
+Three places skip a library's public API because nothing public is as fast:
+``TalliedHistogram`` (prometheus-client's ``Histogram._buckets`` / ``_sum``), the
+catalog's ``_JsonBody`` (Starlette's ``Response`` without ``Response.__init__``) and the
+server's ``_Cycle`` (uvicorn's response head, written without a regular expression per
+header). A fourth because nothing public exists: the webhook sender's
+``_CheckedTransport`` replaces httpx's ``AsyncHTTPTransport._pool`` to connect only to
+checked addresses. pyproject.toml pins these libraries below the first version not
+tested; these tests say
 exactly what changed when a new version breaks the assumption, before a wrong metric or
 a broken response reaches anyone. Raise a pin only after this file passes on the new
 version.
@@ -106,3 +108,89 @@ def test_httpx_transport_sends_through_the_pool_the_webhook_sender_replaces() ->
     message = "httpx changed AsyncHTTPTransport._pool; revisit _CheckedTransport in webhooks.py"
     assert isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool), message
     assert "self._pool" in inspect.getsource(httpx.AsyncHTTPTransport.handle_async_request), message
+
+
+_UVICORN = (
+    "uvicorn changed its httptools protocol or RequestResponseCycle.send; revisit _Cycle "
+    "in gateway/api/connections.py"
+)
+
+
+def _cycle(cls: type, method: str = "GET", keep_alive: bool = True) -> Any:
+    """A cycle of ``cls`` writing to a list, as uvicorn's protocol builds one."""
+    import asyncio
+    import logging
+    from unittest import mock
+
+    written: list[bytes] = []
+    transport = mock.Mock()
+    transport.write.side_effect = written.append
+    flow = mock.Mock(write_paused=False)
+    cycle = cls(
+        scope={"type": "http", "method": method},
+        transport=transport,
+        flow=flow,
+        logger=logging.getLogger("uvicorn.error"),
+        access_logger=logging.getLogger("uvicorn.access"),
+        access_log=False,
+        default_headers=[(b"server", b"uvicorn"), (b"date", b"Sun, 06 Dec 2026 04:00:00 GMT")],
+        message_event=asyncio.Event(),
+        expect_100_continue=False,
+        keep_alive=keep_alive,
+        on_response=lambda: None,
+    )
+    cycle.written = written
+    return cycle
+
+
+@pytest.mark.parametrize(
+    ("method", "keep_alive", "status", "headers", "body"),
+    [
+        ("GET", True, 200, [(b"content-length", b"2"), (b"X-Request-ID", b"abc")], b"{}"),
+        ("GET", True, 200, [(b"content-type", b"text/plain")], b"chunked body"),
+        ("HEAD", True, 200, [(b"content-type", b"application/json")], b""),
+        ("GET", True, 204, [], b""),
+        ("GET", False, 404, [(b"content-length", b"0")], b""),
+        ("GET", True, 200, [(b"connection", b"close"), (b"content-length", b"1")], b"x"),
+        ("GET", True, 200, [(b"Connection", b"Keep-Alive, Close")], b""),
+        ("GET", True, 200, [(b"transfer-encoding", b"Chunked")], b"abc"),
+        ("GET", True, 200, [(b"x-value", b"tab\tand space \x80")], b""),
+        ("GET", True, 200, [(b"bad name", b"v")], b""),
+        ("GET", True, 200, [(b"bad(name", b"v")], b""),
+        ("GET", True, 200, [(b"x-injected", b"a\r\nset-cookie: b")], b""),
+        ("GET", True, 200, [(b"x-nul", b"a\x00")], b""),
+    ],
+)
+async def test_the_gateway_response_head_is_the_one_uvicorn_writes(
+    method: str, keep_alive: bool, status: int, headers: list[tuple[bytes, bytes]], body: bytes
+) -> None:
+    """``_Cycle.send`` writes the same bytes as uvicorn's own ``send``, keeps the same
+    state, and refuses the same headers with the same error."""
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    from gateway.api.connections import _Cycle
+
+    outcomes = []
+    for cls in (RequestResponseCycle, _Cycle):
+        cycle = _cycle(cls, method, keep_alive)
+        try:
+            await cycle.send({"type": "http.response.start", "status": status, "headers": headers})
+            await cycle.send({"type": "http.response.body", "body": body})
+            error = None
+        except RuntimeError as exc:
+            error = str(exc)
+        state = (cycle.keep_alive, cycle.chunked_encoding, cycle.response_complete)
+        outcomes.append((b"".join(cycle.written), state, error))
+    assert outcomes[1] == outcomes[0], _UVICORN
+
+
+def test_uvicorn_builds_its_cycle_by_the_name_the_gateway_rebinds() -> None:
+    from uvicorn.protocols.http import httptools_impl
+
+    from gateway.api import connections
+
+    code = httptools_impl.HttpToolsProtocol.on_headers_complete.__code__
+    assert "RequestResponseCycle" in code.co_names, _UVICORN
+    assert connections._on_headers_complete.__code__ is code, _UVICORN
+    rebound = connections._on_headers_complete.__globals__["RequestResponseCycle"]
+    assert rebound is connections._Cycle, _UVICORN

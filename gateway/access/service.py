@@ -96,29 +96,49 @@ class Access:
     async def stop(self) -> None:
         """Nothing runs in the background."""
 
+    def admitted(self, scope: Mapping[str, Any], required: str) -> tuple[Credential, Quota] | None:
+        """``admit`` for the common case, without a coroutine: a key this instance matched
+        recently, and a token from its lease on the key's budget. ``None`` when ``admit``
+        must decide (a key not matched yet, a lease to refill, a key below the lease
+        rate); refusals of a known key (``ip_not_allowed``, ``insufficient_scope``) are
+        raised here as there."""
+        token, forwarded = _presented(scope)
+        credential = self.authenticator.known(token)
+        if credential is None:
+            return None
+        self._check(credential, scope, forwarded, None, required)
+        quota = self.limiter.held(credential)
+        if quota is None:
+            return None
+        return credential, quota
+
     async def admit(self, scope: Mapping[str, Any], required: str) -> tuple[Credential, Quota]:
         """Admit one ASGI request needing scope ``required``: its credential and the key's
         quota after it. Refusals are domain errors: ``Unauthenticated`` (no key, or one
         that matches nothing), ``Forbidden`` (``reseller_disabled``, ``ip_not_allowed``,
         ``insufficient_scope``), ``RateLimited``, ``Unavailable`` (Redis, failing
         closed); the access guard (``gateway.api.guard``) adds the HTTP challenge."""
-        bearer = api_key = None
-        forwarded: list[str] = []
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, credentials = value.decode("latin-1").strip().partition(" ")
-                if scheme.lower() == "bearer":
-                    bearer = credentials.strip()
-            elif name == b"x-api-key":
-                api_key = value.decode("latin-1").strip()
-            elif name == b"x-forwarded-for":
-                forwarded.append(value.decode("latin-1"))
-        token = bearer or api_key
+        token, forwarded = _presented(scope)
         address: IPAddress | None = None
         credential = self.authenticator.known(token)
         if credential is None:  # the address only when it is needed: not on the hot path
             address = self._client(scope, forwarded)
             credential = await self.authenticator.authenticate(token, address)
+        self._check(credential, scope, forwarded, address, required)
+        quota = self.limiter.held(credential)
+        if quota is None:
+            quota = await self.limiter.check(credential, required)
+        return credential, quota
+
+    def _check(
+        self,
+        credential: Credential,
+        scope: Mapping[str, Any],
+        forwarded: list[str],
+        address: IPAddress | None,
+        required: str,
+    ) -> None:
+        """The IP allowlist and the scope of an authenticated key."""
         if credential.allowed_ips:
             address = address or self._client(scope, forwarded)
             if address is None or not in_networks(address, credential.allowed_ips):
@@ -130,14 +150,27 @@ class Access:
         if required not in credential.key.scopes:
             AUTH_FAILURES.labels("insufficient_scope").inc()
             raise Forbidden("insufficient_scope", f"this API key lacks the scope {required!r}")
-        quota = self.limiter.held(credential)
-        if quota is None:
-            quota = await self.limiter.check(credential, required)
-        return credential, quota
 
     def _client(self, scope: Mapping[str, Any], forwarded: list[str]) -> IPAddress | None:
         peer = scope.get("client")
         return client_address(peer[0] if peer else None, forwarded, self.trusted_proxies)
+
+
+def _presented(scope: Mapping[str, Any]) -> tuple[str | None, list[str]]:
+    """The key a request presents (``Authorization: Bearer``, else ``X-API-Key``) and its
+    ``X-Forwarded-For`` fields, in one pass over the headers."""
+    bearer = api_key = None
+    forwarded: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, credentials = value.decode("latin-1").strip().partition(" ")
+            if scheme.lower() == "bearer":
+                bearer = credentials.strip()
+        elif name == b"x-api-key":
+            api_key = value.decode("latin-1").strip()
+        elif name == b"x-forwarded-for":
+            forwarded.append(value.decode("latin-1"))
+    return bearer or api_key, forwarded
 
 
 async def register_demo(

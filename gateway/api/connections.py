@@ -44,12 +44,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import types
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from gateway.settings import HttpSettings
@@ -114,6 +119,107 @@ def _header_too_large(limit: int) -> bytes:
         b"content-length: " + str(len(body)).encode() + b"\r\n"
         b"connection: close\r\n\r\n" + body
     )
+
+
+#: The bytes uvicorn refuses in a response header's name (its ``HEADER_RE``) and value
+#: (``HEADER_VALUE_RE``), for ``bytes.translate`` to delete.
+_NAME_REFUSED = bytes([*range(0x20), 0x7F]) + b'()<>@,;:[]={} \t\\"'
+_VALUE_REFUSED = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
+#: Header names seen to pass (a gateway sends about a dozen different ones).
+_GOOD_NAMES: set[bytes] = set()
+
+
+def _good_name(name: bytes) -> bool:
+    """Whether uvicorn accepts ``name`` as a response header's name (remembered)."""
+    if len(name.translate(None, _NAME_REFUSED)) != len(name):
+        return False
+    if len(_GOOD_NAMES) < 1000:
+        _GOOD_NAMES.add(name)
+    return True
+
+
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request/response cycle, writing the response head with the same checks
+    and bytes for less.
+
+    uvicorn checks each response header's name and value with a regular expression,
+    two searches per header, and a gateway answer carries a dozen headers (request id,
+    five rate-limit fields, type, length, the server's date and name): the head cost
+    more than the rest of the response. Here names already seen to pass are known, and
+    all values are checked at once by deleting the refused bytes (``bytes.translate``)
+    and comparing lengths; a head that fails goes to uvicorn's own ``send``, which
+    raises its own error. The head is then assembled exactly as uvicorn does
+    (lower-case names; ``content-length``, ``transfer-encoding`` and ``connection``
+    understood the same way); the body and every other case are uvicorn's own code.
+
+    ``tests/test_library_contracts.py`` compares the two byte for byte, errors included,
+    and pyproject.toml pins uvicorn below the first version not tested."""
+
+    async def send(self, message: Any) -> None:
+        if (
+            self.response_started
+            or self.disconnected
+            or self.flow.write_paused
+            or self.access_log
+            or message["type"] != "http.response.start"
+        ):
+            await super().send(message)
+            return
+        headers = self.default_headers + list(message.get("headers", []))
+        values = b" ".join([value for _, value in headers])  # " " is allowed in values
+        if len(values.translate(None, _VALUE_REFUSED)) != len(values) or not all(
+            [name in _GOOD_NAMES or _good_name(name) for name, _ in headers]
+        ):
+            await super().send(message)  # raises uvicorn's own error
+            return
+        self.response_started = True
+        self.waiting_for_100_continue = False
+        status_code = message["status"]
+        content = [STATUS_LINE[status_code]]
+        has_connection_close = False
+        for name, value in headers:
+            name = name.lower()
+            if name == b"content-length" and self.chunked_encoding is None:
+                self.expected_content_length = int(value.decode())
+                self.chunked_encoding = False
+            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+                self.expected_content_length = 0
+                self.chunked_encoding = True
+            elif name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+                if b"close" in connection:
+                    self.keep_alive = False
+                    has_connection_close = True
+            content.extend((name, b": ", value, b"\r\n"))
+        if not self.keep_alive and not has_connection_close:
+            content.append(b"connection: close\r\n")
+        if (
+            self.chunked_encoding is None
+            and self.scope["method"] != "HEAD"
+            and status_code not in (204, 304)
+        ):
+            self.chunked_encoding = True
+            content.append(b"transfer-encoding: chunked\r\n")
+        content.append(b"\r\n")
+        self.transport.write(b"".join(content))
+
+
+def _with_cycle(function: Any) -> Any:
+    """``function`` (uvicorn's ``on_headers_complete``) creating ``_Cycle``s: the same code
+    run with the name ``RequestResponseCycle`` bound to ours. Neither a copy of uvicorn's
+    code (it would drift), nor each new cycle's class swapped (an object that changes
+    class defeats the interpreter's attribute caches on every cycle method, which cost
+    more than the head saves); ``tests/test_library_contracts.py`` checks that the
+    function still builds its cycle by that name."""
+    names = {**function.__globals__, "RequestResponseCycle": _Cycle}
+    copy = types.FunctionType(
+        function.__code__, names, function.__name__, function.__defaults__, function.__closure__
+    )
+    copy.__qualname__ = function.__qualname__
+    return copy
+
+
+_on_headers_complete = _with_cycle(HttpToolsProtocol.on_headers_complete)
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -190,9 +296,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         ):
             self._refuse_head()  # the application never sees this request
             return
-        self._disarm()  # the head's timer; the body's is armed if a read ends inside it
+        if self._deadline is not None:  # (checked here: this runs for every request)
+            self._disarm()  # the head's timer; the body's is armed if a read ends inside it
         self._reading_body = True
-        super().on_headers_complete()
+        _on_headers_complete(self)  # uvicorn's, with a cheaper response head (_Cycle)
 
     def on_body(self, body: bytes) -> None:
         if not self._refused:
@@ -200,7 +307,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._reading_body = False
-        self._disarm()
+        if self._deadline is not None:
+            self._disarm()
         if not self._refused:
             super().on_message_complete()
 

@@ -70,7 +70,10 @@ class AccessGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         access: Access = scope["app"].state.access
         try:
-            credential, quota = await access.admit(scope, self.required_scope)
+            admitted = access.admitted(scope, self.required_scope)  # no coroutine: most calls
+            if admitted is None:
+                admitted = await access.admit(scope, self.required_scope)
+            credential, quota = admitted
         except (Unauthenticated, Forbidden, RateLimited) as exc:
             add_response_headers(scope, _challenge(exc, self.required_scope))
             raise

@@ -40,16 +40,20 @@ from gateway.observability.logging import (
 LOGGER_NAME = "gateway.http"
 
 _LEVEL_NAMES = {level: logging.getLevelName(level) for level in range(0, 60, 10)}
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+_LOWER_NAMES = {level: name.lower() for level, name in _LEVEL_NAMES.items()}
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 
 
 class _Clock:
-    """``ts`` as ``JsonFormatter`` writes it (ISO 8601, milliseconds, UTC), with the
-    date-and-second part worked out once per second."""
+    """``ts`` as ``JsonFormatter`` writes it (ISO 8601, milliseconds, UTC): the
+    date-and-second part worked out once per second, the whole string once per
+    millisecond (a busy gateway writes several lines in each)."""
 
     def __init__(self) -> None:
         self._second = -1
+        self._millisecond = -1
         self._iso = ""
+        self._ts = ""
         self._hms = ""
 
     def _at(self, second: int) -> None:
@@ -59,10 +63,14 @@ class _Clock:
         self._hms = moment.astimezone().strftime("%H:%M:%S")
 
     def iso(self, now: float) -> str:
-        second = int(now)
-        if second != self._second:
-            self._at(second)
-        return f"{self._iso}.{int((now - second) * 1000):03d}+00:00"
+        millisecond = int(now * 1000)
+        if millisecond != self._millisecond:
+            second, fraction = divmod(millisecond, 1000)
+            if second != self._second:
+                self._at(second)
+            self._millisecond = millisecond
+            self._ts = f"{self._iso}.{fraction:03d}+00:00"
+        return self._ts
 
     def short(self, now: float) -> str:
         """Local time of day, for a person at a terminal."""
@@ -88,28 +96,12 @@ class AccessLog:
         """One line for a finished request (``ctx``: its resolved log context)."""
         now = time.time()
         request_id = ctx.request_id
-        if request_id is not None:
+        if request_id is not None and request_id is not ctx.issued_request_id:
             request_id = redact(request_id)  # the caller may have chosen it
-        fields: dict[str, Any] = {
-            "request_id": request_id,
-            "reseller_id": ctx.reseller_id,
-            "route": route,
-            "method": method,
-            "status": status,
-            "duration_ms": round(elapsed * 1000, 3),
-        }
-        if ctx.extra:
-            for name, value in ctx.extra.items():
-                if name in fields:
-                    continue
-                if is_sensitive(name):
-                    fields[name] = REDACTED
-                elif isinstance(value, str):
-                    fields[name] = redact(value)
-                elif value is None or isinstance(value, bool | int | float):
-                    fields[name] = value
-                else:
-                    fields[name] = redact_value(value, name)
+        # To the microsecond: round() to a number of digits goes through a decimal
+        # string, a round to the integer does not.
+        duration_ms = round(elapsed * 1_000_000) / 1000
+        extra = _scrubbed(ctx.extra) if ctx.extra else None
         json_line: str | None = None
         text_line: str | None = None
         record: logging.LogRecord | None = None
@@ -121,11 +113,17 @@ class AccessLog:
                 if isinstance(handler, LineHandler):
                     if handler.json_lines:
                         if json_line is None:
-                            json_line = self._json(now, level, method, route, status, fields)
+                            json_line = self._json(
+                                now, level, method, route, status,
+                                request_id, ctx.reseller_id, duration_ms, extra,
+                            )  # fmt: skip
                         line = json_line
                     else:
                         if text_line is None:
-                            text_line = self._text(now, level, method, route, status, fields)
+                            text_line = self._text(
+                                now, level, method, route, status,
+                                request_id, ctx.reseller_id, duration_ms, extra,
+                            )  # fmt: skip
                         line = text_line
                     if level >= logging.WARNING:
                         handler.writer.write_now(line)
@@ -133,6 +131,9 @@ class AccessLog:
                         handler.writer.add(line)
                 else:
                     if record is None:
+                        fields = _fields(
+                            request_id, ctx.reseller_id, route, method, status, duration_ms, extra
+                        )
                         record = self.logger.makeRecord(
                             self.logger.name,
                             level,
@@ -147,31 +148,99 @@ class AccessLog:
             logger = logger.parent if logger.propagate else None
 
     def _json(
-        self, now: float, level: int, method: str, route: str, status: int, fields: dict[str, Any]
+        self,
+        now: float,
+        level: int,
+        method: str,
+        route: str,
+        status: int,
+        request_id: str | None,
+        reseller_id: str | None,
+        duration_ms: float,
+        extra: dict[str, Any] | None,
     ) -> str:
-        head = {
+        # One dict in the line's order, rendered once: the fields of every request are
+        # written out here rather than merged from a second dict (this runs per request).
+        line = {
             "ts": self._clock.iso(now),
-            "level": _LEVEL_NAMES[level].lower(),
+            "level": _LOWER_NAMES[level],
             "logger": self.logger.name,
             "message": f"{method} {route} {status}",
+            "request_id": request_id,
+            "reseller_id": reseller_id,
+            "route": route,
+            "method": method,
+            "status": status,
+            "duration_ms": duration_ms,
         }
-        head.update(fields)
-        return orjson.dumps(head, default=str, option=_JSON_OPTIONS).decode() + "\n"
+        if extra:
+            for name, value in extra.items():
+                line.setdefault(name, value)
+        return orjson.dumps(line, default=str, option=_JSON_OPTIONS).decode()
 
     def _text(
-        self, now: float, level: int, method: str, route: str, status: int, fields: dict[str, Any]
+        self,
+        now: float,
+        level: int,
+        method: str,
+        route: str,
+        status: int,
+        request_id: str | None,
+        reseller_id: str | None,
+        duration_ms: float,
+        extra: dict[str, Any] | None,
     ) -> str:
         line = (
             f"{self._clock.short(now)} {_LEVEL_NAMES[level]:<5} {method} {route} {status} "
-            f"{fields['duration_ms']:.1f}ms"
+            f"{duration_ms:.1f}ms"
         )
-        if fields["reseller_id"] is not None:
-            line += f" reseller={fields['reseller_id']}"
-        line += f" request={fields['request_id']}"
-        for name, value in fields.items():
-            if name not in _TEXT_SHOWN:
-                line += f" {name}={value}"
+        if reseller_id is not None:
+            line += f" reseller={reseller_id}"
+        line += f" request={request_id}"
+        if extra:
+            for name, value in extra.items():
+                if name not in _TEXT_SHOWN:
+                    line += f" {name}={value}"
         return line + "\n"
+
+
+def _scrubbed(extra: dict[str, Any]) -> dict[str, Any]:
+    """The context's own fields (bound by code deeper down) as the line may show them."""
+    out: dict[str, Any] = {}
+    for name, value in extra.items():
+        if is_sensitive(name):
+            out[name] = REDACTED
+        elif isinstance(value, str):
+            out[name] = redact(value)
+        elif value is None or isinstance(value, bool | int | float):
+            out[name] = value
+        else:
+            out[name] = redact_value(value, name)
+    return out
+
+
+def _fields(
+    request_id: str | None,
+    reseller_id: str | None,
+    route: str,
+    method: str,
+    status: int,
+    duration_ms: float,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The line's fields after the message, for a ``LogRecord`` (handlers not ours)."""
+    fields: dict[str, Any] = {
+        "request_id": request_id,
+        "reseller_id": reseller_id,
+        "route": route,
+        "method": method,
+        "status": status,
+        "duration_ms": duration_ms,
+    }
+    if extra:
+        for name, value in extra.items():
+            fields.setdefault(name, value)
+    return fields
 
 
 _TEXT_SHOWN = frozenset({"request_id", "reseller_id", "route", "method", "status", "duration_ms"})

@@ -32,7 +32,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from typing import Any, TextIO
 
@@ -221,6 +221,9 @@ class LogContext:
     route: str | None = None
     extra: dict[str, Any] | None = None
     state: dict[str, Any] | None = None
+    #: The request id when the gateway issued it itself (no caller chose it, so there is
+    #: nothing in it to redact): the access log skips scrubbing that exact string.
+    issued_request_id: str | None = None
 
     def routed(self) -> str | None:
         """The route template, when the context knows how to find it."""
@@ -275,14 +278,11 @@ def open_context(**fields: Any) -> Token[LogContext | None]:
     return enter_context(ctx)
 
 
-def enter_context(ctx: LogContext) -> Token[LogContext | None]:
-    """Make ``ctx`` (built by the caller) the current context; undo with
-    ``close_context``."""
-    return _CONTEXT.set(ctx)
-
-
-def close_context(token: Token[LogContext | None]) -> None:
-    _CONTEXT.reset(token)
+#: ``enter_context(ctx)``: make ``ctx`` (built by the caller) the current context; undo
+#: with ``close_context(token)``. The context variable's own methods, not wrappers: the
+#: front door calls both for every request.
+enter_context: Callable[[LogContext], Token[LogContext | None]] = _CONTEXT.set
+close_context: Callable[[Token[LogContext | None]], None] = _CONTEXT.reset
 
 
 @contextlib.contextmanager

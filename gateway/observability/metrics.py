@@ -31,6 +31,7 @@ import os
 import shutil
 import tempfile
 import threading
+from asyncio import _get_running_loop  # the running loop or None: no exception to catch
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -134,7 +135,8 @@ class HttpTally:
     def started(self) -> None:
         """One more request in flight."""
         self._in_flight += 1
-        self._schedule()
+        if self._flush_loop is not _get_running_loop():  # else a flush is due this turn
+            self._schedule()
 
     def finished(self, route: str, method: str, status: int, seconds: float) -> None:
         """A request left flight: count it under its labels and time it."""
@@ -145,7 +147,8 @@ class HttpTally:
             tally = self._pending[key] = _RouteTally()
         tally.seconds += seconds
         tally.buckets[bisect_left(HTTP_LATENCY_BUCKETS, seconds)] += 1
-        self._schedule()
+        if self._flush_loop is not _get_running_loop():
+            self._schedule()
 
     def _schedule(self) -> None:
         try:
@@ -178,10 +181,6 @@ class HttpTally:
 
 
 HTTP_TALLY = HttpTally()
-
-
-def normalise_method(method: str) -> str:
-    return method if method in METHODS else "other"
 
 
 def multiprocess_dir() -> str | None:
