@@ -86,7 +86,10 @@ def create_app(
         owned = gateway is None
         if owned:  # a served process: JSON logs with the configured secrets redacted
             obs_logging.configure_logging(
-                cfg.log_level, json_lines=cfg.log_json, secrets_from=[cfg]
+                cfg.log_level,
+                json_lines=cfg.log_json,
+                secrets_from=[cfg],
+                flush_seconds=cfg.log_flush_seconds,
             )
         gw = gateway or await bootstrap(cfg)
         app.state.gateway = gw

@@ -104,7 +104,10 @@ def serve(host: str | None, port: int | None, workers: int | None, demo_key: boo
     from gateway.observability import metrics as obs_metrics
 
     obs_logging.configure_logging(
-        settings.log_level, json_lines=settings.log_json, secrets_from=[settings]
+        settings.log_level,
+        json_lines=settings.log_json,
+        secrets_from=[settings],
+        flush_seconds=settings.log_flush_seconds,
     )
     metrics_dir = obs_metrics.prepare_multiprocess(workers)  # workers share one /metrics
     try:

@@ -374,6 +374,15 @@ class Settings(BaseSettings):
         description="One JSON object per log line (true) or short text lines (false); unset: "
         "JSON unless the log stream (stderr) is a terminal.",
     )
+    log_flush_seconds: float = Field(
+        default=0.05,
+        ge=0,
+        le=5,
+        description="How long access-log lines may wait in the buffer before they are "
+        "written together (0: at the end of every event-loop turn). Warnings and errors "
+        "are written at once; a graceful stop writes everything; a process killed outright "
+        "loses at most this long of access lines.",
+    )
     suppliers: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Per-supplier settings by supplier name, validated by each adapter.",

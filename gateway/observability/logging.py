@@ -39,7 +39,7 @@ from typing import Any, TextIO
 import orjson
 from pydantic import BaseModel, SecretBytes, SecretStr
 
-from gateway.observability.log_writer import LineHandler, LineWriter
+from gateway.observability.log_writer import FLUSH_SECONDS, LineHandler, LineWriter
 
 REDACTED = "[REDACTED]"
 
@@ -423,10 +423,16 @@ class TextFormatter(logging.Formatter):
         return redact(line)
 
 
-def make_handler(stream: TextIO | None = None, *, json_lines: bool = True) -> LineHandler:
+def make_handler(
+    stream: TextIO | None = None,
+    *,
+    json_lines: bool = True,
+    flush_seconds: float = FLUSH_SECONDS,
+) -> LineHandler:
     """A handler with the context and redaction filters and the chosen formatter, writing
     through a ``LineWriter`` (the access log batches its lines there)."""
-    handler = LineHandler(LineWriter(stream or sys.stderr), json_lines=json_lines)
+    writer = LineWriter(stream or sys.stderr, flush_seconds=flush_seconds)
+    handler = LineHandler(writer, json_lines=json_lines)
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactionFilter())
     handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
@@ -452,6 +458,7 @@ def configure_logging(
     json_lines: bool | None = None,
     stream: TextIO | None = None,
     secrets_from: Iterable[Any] = (),
+    flush_seconds: float = FLUSH_SECONDS,
 ) -> LineHandler:
     """Install the gateway's handler on the root logger (replacing a previous one).
 
@@ -459,7 +466,8 @@ def configure_logging(
     the CLI tools. uvicorn is run with ``log_config=None`` so its loggers propagate here.
     ``secrets_from``: settings objects whose secrets are registered for redaction.
     ``json_lines``: JSON or text lines; ``None`` (``log_json`` unset): JSON unless the
-    stream is a terminal.
+    stream is a terminal.    ``flush_seconds``: how long an access line may wait in the buffer
+    (``log_flush_seconds``).
     """
     for source in secrets_from:
         register_secrets_in(source)
@@ -470,7 +478,7 @@ def configure_logging(
     stream = stream or sys.stderr
     if json_lines is None:
         json_lines = wants_json(stream)
-    handler = make_handler(stream, json_lines=json_lines)
+    handler = make_handler(stream, json_lines=json_lines, flush_seconds=flush_seconds)
     setattr(handler, _INSTALLED, True)
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())

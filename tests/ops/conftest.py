@@ -39,7 +39,7 @@ class CapturedLogs:
 
     @property
     def text(self) -> str:
-        flush_all()  # access lines are written once per loop turn: this turn's too
+        flush_all()  # access lines wait up to log_flush_seconds in a buffer: write them
         return self.stream.getvalue()
 
     @property

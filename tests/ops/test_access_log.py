@@ -43,11 +43,13 @@ class CountingStream(io.StringIO):
 
 @pytest.fixture
 def installed() -> Any:
-    """The gateway's handler installed as in production, on a counting stream."""
+    """The gateway's handler installed as in production, on a counting stream, writing
+    at the end of each loop turn (``log_flush_seconds=0``) so a test sees its lines
+    after a turn; the interval is tested on its own."""
     root = logging.getLogger()
     level = root.level
     stream = CountingStream()
-    handler = configure_logging("INFO", json_lines=True, stream=stream)
+    handler = configure_logging("INFO", json_lines=True, stream=stream, flush_seconds=0)
     yield stream
     root.removeHandler(handler)
     root.setLevel(level)
@@ -98,11 +100,36 @@ async def test_a_full_buffer_is_written_not_dropped() -> None:
     for i in range(50):
         writer.add(f"line {i:03d} " + "x" * 90 + "\n")  # ~100 bytes each
     assert stream.writes >= 4  # the buffer filled several times within one turn
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    writer.flush()
     assert [line[:8] for line in stream.getvalue().splitlines()] == [
         f"line {i:03d}" for i in range(50)
     ]
+
+
+async def test_lines_wait_at_most_the_flush_interval() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream, flush_seconds=0.05)
+    writer.add("one\n")
+    writer.add("two\n")
+    await asyncio.sleep(0)
+    assert stream.writes == 0  # not per turn: the interval batches several turns
+    written = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, written.set)
+    await asyncio.wait_for(written.wait(), 1)
+    await asyncio.sleep(0)
+    assert stream.getvalue() == "one\ntwo\n" and stream.writes == 1
+    writer.add("three\n")
+    writer.flush()  # a graceful stop writes what waits
+    assert stream.getvalue().endswith("three\n")
+
+
+async def test_with_no_interval_lines_are_written_by_the_end_of_the_turn() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream, flush_seconds=0)
+    writer.add("one\n")
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert stream.getvalue() == "one\n"
 
 
 def test_without_a_running_loop_lines_are_written_at_once() -> None:
