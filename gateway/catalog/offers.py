@@ -13,9 +13,10 @@ supplier part, so it can never be mistaken for a supplier's variant id
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from adapters.ids import parse_variant_id
+from adapters.ids import parse_variant_id, product_id_of
+from adapters.models import Product, Variant
 from gateway.catalog.matching import MatchKey
 from gateway.catalog.pacing import checkpoint, paced_sorted
 
@@ -24,12 +25,11 @@ class OfferBook:
     """Canonical variant id -> the supplier variant ids offering it, in a fixed order
     (supplier, then variant id), whatever order the catalog streamed in."""
 
-    __slots__ = ("_keys", "_offers", "_sealed")
+    __slots__ = ("_keys", "_offers")
 
     def __init__(self) -> None:
         self._offers: dict[str, list[str]] = {}
         self._keys: dict[str, MatchKey] = {}
-        self._sealed = False
 
     def record(self, supplier_variant_id: str, key: MatchKey) -> None:
         """``supplier_variant_id`` is an offer of ``key`` (build time only)."""
@@ -46,7 +46,6 @@ class OfferBook:
             if not n & 255:
                 checkpoint()  # a build-time pass over every canonical variant
             ids[:] = sorted(set(ids), key=_offer_order)  # a repeated product counts once
-        self._sealed = True
 
     def variant_ids(self) -> list[str]:
         """Every canonical variant id of the book, sorted (in runs: build time)."""
@@ -60,6 +59,18 @@ class OfferBook:
 
     def key(self, canonical_variant_id: str) -> MatchKey | None:
         return self._keys.get(canonical_variant_id)
+
+    def live_offers(
+        self, canonical_variant_id: str, find: Callable[[str], Product | None]
+    ) -> list[tuple[Product, Variant]] | None:
+        """The offers behind a canonical variant as (product, variant), each looked up
+        with ``find`` (product id -> product); an offer whose product is gone is left
+        out. None when the id is not a canonical variant of this book."""
+        ids = self._offers.get(canonical_variant_id)
+        if ids is None:
+            return None
+        found = (find_variant(find, variant_id) for variant_id in ids)
+        return [offer for offer in found if offer is not None]
 
     def __len__(self) -> int:
         return len(self._offers)
@@ -86,6 +97,20 @@ def price_currency(key: MatchKey | None, offer_currencies: Iterable[str]) -> str
     if own is not None and own in counts:
         return own
     return min(counts, key=lambda c: (-counts[c], c))
+
+
+def find_variant(
+    find: Callable[[str], Product | None], variant_id: str
+) -> tuple[Product, Variant] | None:
+    """A supplier variant id's product (by ``find``) and variant, or None."""
+    product_id = product_id_of(variant_id)
+    product = None if product_id is None else find(product_id)
+    if product is None:
+        return None
+    for variant in product.variants:
+        if variant.id == variant_id:
+            return product, variant
+    return None
 
 
 def is_canonical_variant_id(value: str) -> bool:

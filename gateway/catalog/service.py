@@ -33,13 +33,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from adapters.base import SupplierAdapter
-from adapters.ids import parse_variant_id
 from adapters.models import Product, Variant
 from gateway.catalog import metrics
 from gateway.catalog.detail import DetailCache
 from gateway.catalog.index import CatalogIndex
 from gateway.catalog.matching import Matcher
-from gateway.catalog.offers import OfferBook
 from gateway.catalog.pacing import duty_cycle, paced_build, trim_heap
 from gateway.catalog.pages import PageCache
 from gateway.catalog.snapshot import LoadedSnapshot, SnapshotMissing, SnapshotStore
@@ -91,8 +89,6 @@ class CatalogState:
     snapshots: Mapping[str, LoadedSnapshot]
     built_at: float
     pages: PageCache
-    #: Canonical variant -> the supplier variants offering it (built with the index).
-    offers: OfferBook = field(default_factory=OfferBook)
 
     @classmethod
     def of(
@@ -100,18 +96,15 @@ class CatalogState:
         index: CatalogIndex,
         versions: Mapping[str, int] | None = None,
         snapshots: Mapping[str, LoadedSnapshot] | None = None,
-        offers: OfferBook | None = None,
         *,
         show_suppliers: bool = True,
     ) -> CatalogState:
-        """``offers`` defaults to the book the index was built with."""
         return cls(
             index,
             dict(versions or {}),
             dict(snapshots or {}),
             time.time(),
             PageCache(index, show_suppliers=show_suppliers),
-            offers if offers is not None else index.offers,
         )
 
 
@@ -207,23 +200,10 @@ class CatalogService:
         """The live supplier offers behind a canonical variant id, as (product, variant)
         in a fixed order (supplier, then variant id); None when ``variant_id`` is not a
         canonical variant of the served catalog."""
-        state = self.state
-        if state is None:
+        index = self.index
+        if index is None:
             return None
-        ids = state.offers.offers(variant_id)
-        if ids is None:
-            return None
-        found: list[tuple[Product, Variant]] = []
-        for supplier_variant in ids:
-            ref = parse_variant_id(supplier_variant)
-            product = state.index.product(ref.product_id) if ref is not None else None
-            if product is None:
-                continue
-            for variant in product.variants:
-                if variant.id == supplier_variant:
-                    found.append((product, variant))
-                    break
-        return found
+        return index.offers.live_offers(variant_id, index.product)
 
     @property
     def ready(self) -> bool:

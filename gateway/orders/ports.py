@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from adapters.ids import product_id_of
 from adapters.models import Money, Product, Variant
 from gateway.catalog.matching import MatchKey
-from gateway.catalog.offers import is_canonical_variant_id
+from gateway.catalog.offers import find_variant, is_canonical_variant_id
 from gateway.catalog.offers import price_currency as offers_price_currency
 from gateway.pricing import MarkupRule, PriceList
 
@@ -104,14 +103,7 @@ class PricedCatalog:
         return self._ready()
 
     def find_variant(self, variant_id: str) -> tuple[Product, Variant] | None:
-        product_id = product_id_of(variant_id)
-        product = None if product_id is None else self._find(product_id)
-        if product is None:
-            return None
-        for variant in product.variants:
-            if variant.id == variant_id:
-                return product, variant
-        return None
+        return find_variant(self._find, variant_id)
 
     def unit_price(
         self,

@@ -41,7 +41,7 @@ def catalog_lookup(catalog: CatalogService) -> PricedCatalog:
         ready=lambda: catalog.index is not None,
         offers=catalog.offers,
         match_key=lambda variant_id: (
-            catalog.state.offers.key(variant_id) if catalog.state is not None else None
+            catalog.index.offers.key(variant_id) if catalog.index is not None else None
         ),
     )
 

@@ -198,7 +198,7 @@ async def test_the_listed_best_price_is_what_routing_charges(
                 assert offers, variant["id"]
                 if variant["face_min"] is not None:
                     continue  # a range is priced at order time, from the face chosen
-                book = service.state.offers  # type: ignore[union-attr]
+                book = service.index.offers  # type: ignore[union-attr]
                 currency = price_currency(
                     book.key(variant["id"]),
                     [c.currency for _, v in offers if (c := v.unit_cost(None)) is not None],

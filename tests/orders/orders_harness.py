@@ -25,12 +25,11 @@ import httpx
 import pytest
 
 from adapters.base import SupplierAdapter
-from adapters.ids import parse_variant_id
 from adapters.models import Product, Variant
 from adapters.registry import discover
 from adapters.sandbox_server import BackgroundServer
-from gateway.catalog.matching import Matcher, MatchKey
-from gateway.catalog.offers import OfferBook
+from gateway.catalog.index import CatalogIndex
+from gateway.catalog.matching import Matcher
 from gateway.orders.ports import PricedCatalog
 from gateway.pricing import MarkupRule, PriceList
 from gateway.settings import AccountSettings, OrderSettings, Settings
@@ -192,31 +191,15 @@ def static_catalog(products: Iterable[Product], prices: PriceList | None = None)
     their offers come from the catalog's own matcher and offer book over ``products``
     (shipped brand table, no overrides), as ``CatalogService`` builds them."""
     by_id = {product.id: product for product in products}
-    matcher = Matcher.from_files(None, None)
-    book = OfferBook()
-    for product in by_id.values():
-        for variant in product.variants:
-            verdict = matcher.verdict(product, variant)
-            if isinstance(verdict, MatchKey):
-                book.record(variant.id, verdict)
-    book.seal()
+    prices = prices or PriceList(MarkupRule(percent=10))
+    book = CatalogIndex.build(by_id.values(), prices, matcher=Matcher.from_files(None, None)).offers
 
     def offers(variant_id: str) -> list[tuple[Product, Variant]] | None:
-        ids = book.offers(variant_id)
-        if ids is None:
-            return None
-        found = []
-        for supplier_variant in ids:
-            ref = parse_variant_id(supplier_variant)
-            product = by_id.get(ref.product_id) if ref is not None else None
-            for variant in product.variants if product is not None else ():
-                if variant.id == supplier_variant:
-                    found.append((product, variant))
-        return found  # type: ignore[return-value]
+        return book.live_offers(variant_id, by_id.get)
 
     return PricedCatalog(
         find=by_id.get,
-        prices=prices or PriceList(MarkupRule(percent=10)),
+        prices=prices,
         offers=offers,
         match_key=book.key,
     )

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from orders_harness import Picks, Sandboxes, static_catalog
 
+from adapters.ids import product_id_of
 from adapters.models import Product
-from gateway.orders.ports import product_id_of
 
 
 async def create(inst: Any, caller: Any, body: Any, **headers: str) -> Any:
