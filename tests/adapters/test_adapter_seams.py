@@ -14,7 +14,7 @@ from adapters.gaming_goods.mapping import checkout_lines
 from adapters.http_errors import ErrorAnswer, error_code_and_message, read_error
 from adapters.ids import VariantRef, parse_variant_id, product_id, product_id_of, variant_id
 from adapters.models import OrderLine
-from gateway.orders.ports import product_id_of as gateway_product_id_of
+from gateway.catalog.offers import product_id_of as gateway_product_id_of
 from gateway.redis_keys import RedisKeys
 
 
@@ -36,7 +36,8 @@ def test_variant_ids_split_at_the_first_and_last_colon() -> None:
     for bad in ("", "gg", "gg:7", ":7:std", "gg::std", "gg:7:", "7:std"):
         assert parse_variant_id(bad) is None, bad
         assert product_id_of(bad) is None, bad
-    # The order layer reads ids through the same function.
+    # The order layer finds variants (``gateway.catalog.offers.find_variant``) through
+    # the same function.
     assert gateway_product_id_of is product_id_of
 
 
