@@ -149,6 +149,17 @@ class Variant(_Model):
     def is_range(self) -> bool:
         return self.face_min is not None and self.face_max is not None
 
+    def takes_face(self, face: Money) -> bool:
+        """Whether this range variant can be bought at ``face``: in its currency and
+        within its bounds (False for a fixed variant)."""
+        low, high = self.face_min, self.face_max
+        return (
+            low is not None
+            and high is not None
+            and face.currency == low.currency
+            and low.amount <= face.amount <= high.amount
+        )
+
     def unit_cost(self, face: Money | None = None) -> Money | None:
         """What one unit costs the gateway: the supplier's ``cost`` when it states one,
         else the face value less ``discount_percent`` (none meaning none), rounded up by

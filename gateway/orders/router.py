@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from adapters.base import SupplierAdapter
 from adapters.breaker import BreakerState
+from adapters.models import Product
 from gateway.orders import metrics
 from gateway.orders.models import StoredItem
 from gateway.orders.ports import CatalogLookup, Offer
@@ -47,6 +48,13 @@ from gateway.settings import RoutingSettings
 
 #: The priority of a supplier ``routing.supplier_priority`` does not list.
 DEFAULT_PRIORITY = 100
+
+
+def has_units(product: Product, quantity: int) -> bool:
+    """Whether an offer's product can supply ``quantity`` units now (available, and
+    enough stock when the supplier reports stock): the same test when an item is
+    accepted and when its part is placed."""
+    return product.available and (product.stock is None or product.stock >= quantity)
 
 
 class Skip(enum.StrEnum):
@@ -197,23 +205,14 @@ class OfferRouter:
             return Skip.NOT_CONFIGURED, None
         if product.supplier in refused:
             return Skip.REFUSED_BEFORE, None
-        if not product.available or (product.stock is not None and product.stock < item.quantity):
+        if not has_units(product, item.quantity):
             return Skip.OUT_OF_STOCK, None
         face = item.face_value
-        if variant.is_range:
-            low, high = variant.face_min, variant.face_max
-            if (
-                face is None
-                or low is None
-                or high is None
-                or face.currency != low.currency
-                or not low.amount <= face.amount <= high.amount
-            ):
-                return Skip.FACE_VALUE, None
-        cost = variant.unit_cost(face if variant.is_range else variant.face_value)
-        price = catalog.unit_price(
-            product, variant, face if variant.is_range else variant.face_value, item.markup
-        )
+        if variant.is_range and (face is None or not variant.takes_face(face)):
+            return Skip.FACE_VALUE, None
+        own = face if variant.is_range else variant.face_value
+        cost = variant.unit_cost(own)
+        price = catalog.unit_price(product, variant, own, item.markup)
         accepted = item.unit_price
         if cost is None or price is None:
             return Skip.NOT_PRICED, None

@@ -41,6 +41,7 @@ from adapters.models import Money, Product, Variant
 from gateway.errors import Conflict, GatewayError, Unavailable, Unprocessable
 from gateway.orders.models import StoredItem
 from gateway.orders.ports import CatalogLookup, Offer, ResellerLike
+from gateway.orders.router import has_units
 from gateway.orders.schemas import CreateOrderRequest, OrderItemIn
 from gateway.settings import OrderSettings
 
@@ -205,14 +206,7 @@ def _canonical(
     if ranged:
         if face is None:
             return "face_value_required", "this variant takes a face value: send face_value", {}
-        fitting = [
-            (p, v)
-            for p, v in ranged
-            if v.face_min is not None
-            and v.face_max is not None
-            and v.face_min.currency == face.currency
-            and v.face_min.amount <= face.amount <= v.face_max.amount
-        ]
+        fitting = [(p, v) for p, v in ranged if v.takes_face(face)]
         if not fitting:
             low = min(v.face_min.amount for _, v in ranged if v.face_min is not None)
             high = max(v.face_max.amount for _, v in ranged if v.face_max is not None)
@@ -240,11 +234,7 @@ def _canonical(
     priced = [(m, offer) for m, offer in priced if m.currency == currency]
     if not priced:
         return "currency_mismatch", "no offer of this variant is priced in that currency", {}
-    covering = [
-        (m, (p, v))
-        for m, (p, v) in priced
-        if p.available and (p.stock is None or p.stock >= line.quantity)
-    ]
+    covering = [(m, (p, v)) for m, (p, v) in priced if has_units(p, line.quantity)]
     if not covering:
         return "out_of_stock", "no offer has enough units in stock", {"in_stock": 0}
     # Ties go to the offer routing would try first (lowest cost): the item names the
