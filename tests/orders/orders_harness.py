@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -28,7 +29,7 @@ from adapters.base import SupplierAdapter
 from adapters.models import Product, Variant
 from adapters.registry import discover
 from adapters.sandbox_server import BackgroundServer
-from gateway.catalog.index import CatalogIndex
+from gateway.catalog.canonical import Collected, offer_book
 from gateway.catalog.matching import Matcher
 from gateway.orders.ports import PricedCatalog
 from gateway.pricing import MarkupRule, PriceList
@@ -186,13 +187,22 @@ async def load_products(adapters: dict[str, SupplierAdapter]) -> list[Product]:
     return products
 
 
+@functools.cache
+def _matcher() -> Matcher:
+    """The shipped brand table, no overrides (read once per test session)."""
+    return Matcher.from_files(None, None)
+
+
 def static_catalog(products: Iterable[Product], prices: PriceList | None = None) -> PricedCatalog:
     """The products as the orders service sees a catalog, canonical variants included:
     their offers come from the catalog's own matcher and offer book over ``products``
     (shipped brand table, no overrides), as ``CatalogService`` builds them."""
     by_id = {product.id: product for product in products}
     prices = prices or PriceList(MarkupRule(percent=10))
-    book = CatalogIndex.build(by_id.values(), prices, matcher=Matcher.from_files(None, None)).offers
+    collected = Collected(_matcher())  # the index build's own pass, without the index
+    for product in by_id.values():
+        collected.see(product)
+    book = offer_book(collected)
 
     def offers(variant_id: str) -> list[tuple[Product, Variant]] | None:
         return book.live_offers(variant_id, by_id.get)
