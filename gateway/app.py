@@ -85,12 +85,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         owned = gateway is None
         if owned:  # a served process: JSON logs with the configured secrets redacted
-            obs_logging.configure_logging(
-                cfg.log_level,
-                json_lines=cfg.log_json,
-                secrets_from=[cfg],
-                flush_seconds=cfg.log_flush_seconds,
-            )
+            obs_logging.configure_from(cfg)
         gw = gateway or await bootstrap(cfg)
         app.state.gateway = gw
         app.state.access = gw.services.access

@@ -103,12 +103,7 @@ def serve(host: str | None, port: int | None, workers: int | None, demo_key: boo
     from gateway.observability import logging as obs_logging
     from gateway.observability import metrics as obs_metrics
 
-    obs_logging.configure_logging(
-        settings.log_level,
-        json_lines=settings.log_json,
-        secrets_from=[settings],
-        flush_seconds=settings.log_flush_seconds,
-    )
+    obs_logging.configure_from(settings)
     metrics_dir = obs_metrics.prepare_multiprocess(workers)  # workers share one /metrics
     try:
         uvicorn.run(

@@ -34,12 +34,15 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import orjson
 from pydantic import BaseModel, SecretBytes, SecretStr
 
 from gateway.observability.log_writer import FLUSH_SECONDS, LineHandler, LineWriter
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 REDACTED = "[REDACTED]"
 
@@ -489,3 +492,15 @@ def configure_logging(
         logger.handlers.clear()
         logger.propagate = True
     return handler
+
+
+def configure_from(settings: Settings) -> LineHandler:
+    """``configure_logging`` as every process of the gateway runs it: level, line shape
+    and flush interval from its settings (``log_level``, ``log_json``,
+    ``log_flush_seconds``), and the settings' secrets registered for redaction."""
+    return configure_logging(
+        settings.log_level,
+        json_lines=settings.log_json,
+        secrets_from=[settings],
+        flush_seconds=settings.log_flush_seconds,
+    )

@@ -57,12 +57,7 @@ def worker(concurrency: int | None) -> None:
         if concurrency < 1:
             raise click.BadParameter("must be at least 1", param_hint="--concurrency")
         settings.orders.worker_concurrency = concurrency
-    obs_logging.configure_logging(
-        settings.log_level,
-        json_lines=settings.log_json,
-        secrets_from=[settings],
-        flush_seconds=settings.log_flush_seconds,
-    )
+    obs_logging.configure_from(settings)
     if settings.http.metrics_port is not None:
         obs_metrics.serve_metrics(settings.http.metrics_port)
     asyncio.run(_run_worker(settings))
