@@ -256,6 +256,10 @@ def run_async(coro: Any) -> Any:
 _LATENCY = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _MAX = re.compile(r"^\s*Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", re.M)
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_TAIL = re.compile(r"^tail ([\d.]+) (\d+)$", re.M)
+#: Percentiles a wrk window reports (its ``tail``): 0.1 to 99.9 by 0.1, 99.95, 99.99
+#: (wrk 4.1 answers 0 for the 100th: the window's max is read from its summary).
+TAIL_PERCENTILES = [round(k / 10, 1) for k in range(1, 1000)] + [99.95, 99.99]
 
 
 def have_wrk() -> bool:
@@ -271,7 +275,14 @@ def wrk(url: str, paths: list[str], headers: dict[str, str], seconds: float) -> 
         "  i = i % #paths + 1",
         '  return wrk.format("GET", paths[i])',
         "end",
+        # The latency distribution, for pooling windows (``pooled``).
+        "done = function(summary, latency, requests)",
+        "  for _, p in ipairs(TAIL) do",
+        '    io.write(string.format("tail %g %d\\n", p, latency:percentile(p)))',
+        "  end",
+        "end",
     ]
+    lines.insert(0, "TAIL = {" + ",".join(f"{p:g}" for p in TAIL_PERCENTILES) + "}")
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write("\n".join(lines))
     try:
@@ -288,15 +299,36 @@ def wrk(url: str, paths: list[str], headers: dict[str, str], seconds: float) -> 
     peak = _MAX.search(out)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*?timeout (\d+)", out)
+    tail = [[float(p), int(us) / 1000] for p, us in _TAIL.findall(out)]
     return {
         "rps": rps,
         "requests": total,
+        "tail": tail,
         "p50_ms": latency.get("50"),
         "p99_ms": latency.get("99"),
         "max_ms": float(peak.group(1)) * _UNIT_MS[peak.group(2)] if peak else None,
         "errors": (int(non_2xx.group(1)) if non_2xx else 0)
         + (int(errors.group(1)) if errors else 0),
     }
+
+
+def pooled(windows: list[dict[str, Any]], percentile: float = 99.0) -> float:
+    """The ``percentile`` of every request of ``windows`` together (not the worst of the
+    windows' own): the smallest latency that at most ``100 - percentile`` % of all their
+    requests exceed, from each window's distribution (``tail``, to 0.1 %) weighted by
+    its requests."""
+    total = sum(w["requests"] for w in windows)
+
+    def above(latency: float) -> float:
+        count = 0.0
+        for w in windows:
+            below = max((p for p, ms in w["tail"] if ms <= latency), default=0.0)
+            count += w["requests"] * (100 - below) / 100
+        return count
+
+    allowed = total * (100 - percentile) / 100
+    candidates = sorted({ms for w in windows for _, ms in w["tail"]})
+    return next((ms for ms in candidates if above(ms) <= allowed), candidates[-1])
 
 
 def python_load(
@@ -326,9 +358,11 @@ def python_load(
             await asyncio.gather(*(worker(k) for k in range(CONNECTIONS)))
             elapsed = time.perf_counter() - began
         latencies.sort()
+        n = len(latencies)
         return {
-            "rps": len(latencies) / elapsed,
-            "requests": len(latencies),
+            "rps": n / elapsed,
+            "requests": n,
+            "tail": [[p, latencies[min(n - 1, int(n * p / 100))] * 1000] for p in TAIL_PERCENTILES],
             "p50_ms": latencies[len(latencies) // 2] * 1000,
             "p99_ms": latencies[int(len(latencies) * 0.99)] * 1000,
             "max_ms": latencies[-1] * 1000,

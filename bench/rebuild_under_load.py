@@ -12,9 +12,11 @@ Windows go on until the gateway serves the new version and ``BENCH_AFTER`` more
 windows (default 3: the old index is freed after the swap) have run.
 
 "During the rebuild" is every window from the publish to the last one: the figures
-are the worst window's p99 and the largest latency seen in any of them (wrk's p99 is
-per window; the worst window's is an upper bound of what a person sees). The same
-figures for the baseline windows are printed beside them. Memory: the server's RSS
+are the p99 of every request of those windows pooled (``bench._serve.pooled``, from
+each window's latency distribution) and the largest latency seen in any of them. The
+worst single window's p99 is printed beside them (one noisy second on a shared VM
+sets it; the baseline windows show how high it goes without a rebuild), and the same
+figures for the baseline windows. Memory: the server's RSS
 before the publish, after the swap (once the old index is freed) and its peak.
 
 Targets (issue 14): during the rebuild, p99 <= 25 ms and max <= 100 ms; RSS at 100k
@@ -48,6 +50,7 @@ from bench._serve import (
     issue_key,
     load,
     new_prefix,
+    pooled,
     publish_snapshot,
     publish_staged,
     run_async,
@@ -148,7 +151,8 @@ def _report(
         return {
             "rps": statistics.median(w["rps"] for w in windows),
             "p50_ms": statistics.median(w["p50_ms"] for w in windows),
-            "p99_ms": max(w["p99_ms"] for w in windows),
+            "p99_ms": pooled(windows),
+            "worst_window_p99_ms": max(w["p99_ms"] for w in windows),
             "max_ms": max(w["max_ms"] for w in windows),
             "errors": sum(w["errors"] for w in windows),
         }
@@ -161,14 +165,15 @@ def _report(
         f"new version served {swapped_after:.1f} s after the publish"
     )
     print(
-        f"{'phase':<28} {'windows':>7} {'req/s':>8} {'p50 ms':>7} {'worst p99 ms':>12} "
-        f"{'max ms':>8} {'errors':>6}"
+        f"{'phase':<28} {'windows':>7} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'worst window p99':>16} {'max ms':>8} {'errors':>6}"
     )
     for name, windows, s in (("before the publish", baseline, before),
                              ("publish, rebuild, swap", during, while_)):  # fmt: skip
         print(
             f"{name:<28} {len(windows):>7} {s['rps']:>8.0f} {s['p50_ms']:>7.2f} "
-            f"{s['p99_ms']:>12.2f} {s['max_ms']:>8.2f} {s['errors']:>6}"
+            f"{s['p99_ms']:>7.2f} {s['worst_window_p99_ms']:>16.2f} {s['max_ms']:>8.2f} "
+            f"{s['errors']:>6}"
         )
     print("p99 per window during: " + ", ".join(f"{w['p99_ms']:.1f}" for w in during))
     print(
@@ -188,7 +193,7 @@ def _report(
         "products": products,
         "baseline": before,
         "during": while_,
-        "windows_during": during,
+        "windows_during": [{k: v for k, v in w.items() if k != "tail"} for w in during],
         "swapped_after_s": round(swapped_after, 2),
         "build_seconds": build,
         "memory_before": memory_before,

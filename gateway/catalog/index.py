@@ -28,7 +28,7 @@ import heapq
 import marshal
 import math
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ from gateway.catalog.fields import Field
 from gateway.catalog.fulltext import TextIndex, TextIndexBuilder
 from gateway.catalog.matching import Matcher
 from gateway.catalog.offers import OfferBook
-from gateway.catalog.pacing import checkpoint, release
+from gateway.catalog.pacing import checkpoint, drained, release
 from gateway.catalog.price_order import UNPRICED, PriceOrder
 from gateway.catalog.records import apply_rule
 from gateway.catalog.staging import Staged, Taxonomy, same_category, stage
@@ -257,12 +257,23 @@ class CatalogIndex:
     def __len__(self) -> int:
         return self._n
 
-    def records_list(self) -> list[bytes]:
-        """The products' records (marshalled): most of the index's memory, and of the time
-        freeing it takes. The service keeps this list
-        when it swaps the index out, and frees it in slices once nothing else holds the
-        old index (``CatalogService``). Read-only for everyone else."""
-        return self._records
+    def teardown(self, size: int) -> Iterator[None]:
+        """Empty the containers that hold most of this index's objects, ``size`` items
+        at a time, yielding after each slice; the index is unusable afterwards.
+
+        For the service, once nothing else reads a replaced index: dropped whole, a
+        100k-product index frees millions of objects in one C-level cascade (~50 ms
+        with the GIL held, measured: records 10, offer book 19, absorbed products 13,
+        ids 6), a stall for every request in flight."""
+        containers: list[list[Any] | dict[Any, Any]] = [
+            self._records,
+            self._absorbed,
+            self._doc_of,
+            self._ids,
+            *self._offers.containers(),
+        ]
+        for container in containers:
+            yield from drained(container, size)
 
     @property
     def offers(self) -> OfferBook:

@@ -14,6 +14,7 @@ supplier part, so it can never be mistaken for a supplier's variant id
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from adapters.ids import parse_variant_id, product_id_of
 from adapters.models import Product, Variant
@@ -74,6 +75,11 @@ class OfferBook:
 
     def __len__(self) -> int:
         return len(self._offers)
+
+    def containers(self) -> tuple[dict[str, Any], ...]:
+        """The book's large containers, for a replaced index's teardown
+        (``CatalogIndex.teardown``)."""
+        return self._offers, self._keys
 
 
 def price_currency(key: MatchKey | None, offer_currencies: Iterable[str]) -> str | None:

@@ -18,9 +18,11 @@ import httpx
 import pytest
 from catalog_support import GG, AdapterFactory, Sandbox, ServiceFactory, start_sandbox
 
+from bench import synthetic
 from gateway.catalog import pacing
-from gateway.catalog.index import SearchQuery
-from gateway.catalog.pacing import paced_build, paced_sorted, sorted_order
+from gateway.catalog.index import CatalogIndex, SearchQuery
+from gateway.catalog.matching import BrandTable, Matcher
+from gateway.catalog.pacing import drained, paced_build, paced_sorted, sorted_order
 from gateway.catalog.service import _free_in_slices
 from gateway.catalog.snapshot import SnapshotStore
 from gateway.catalog.sync import CatalogSync
@@ -59,25 +61,43 @@ def test_a_paced_build_restores_the_collector_and_the_switch_interval() -> None:
         gc.enable()
 
 
-class _Records(list[Any]):
-    """A record list that can be watched with a weak reference."""
+class _Watched(CatalogIndex):
+    """An index that can be watched with a weak reference."""
+
+    __slots__ = ("__weakref__",)
 
 
-async def test_a_replaced_index_is_freed_only_after_its_last_reader_lets_go() -> None:
-    records = _Records(range(20_000))
-    still_reading = [records]  # a request that started on the old index holds it
-    watched = weakref.ref(records)
-    task = asyncio.create_task(_free_in_slices(records))
-    del records
+async def test_a_replaced_index_is_torn_down_only_after_its_last_reader_lets_go() -> None:
+    index = _Watched.build(
+        synthetic.products(400), synthetic.price_list(), matcher=Matcher(BrandTable.load())
+    )
+    book, first = index.offers, next(synthetic.products(1)).id  # a supplier product
+    assert len(book) > 0 and index.product(first) is not None
+    still_reading = [index]  # a request that started on the old index holds it
+    watched = weakref.ref(index)
+    task = asyncio.create_task(_free_in_slices(index))
+    del index
     for _ in range(20):
         await asyncio.sleep(0)
     alive = watched()
-    assert alive is not None and len(alive) == 20_000 and not task.done()
+    assert alive is not None and alive.product(first) is not None and not task.done()
     del alive
 
     still_reading.clear()  # the request finished
     await asyncio.wait_for(task, timeout=10)
-    assert watched() is None
+    assert watched() is None and len(book) == 0  # torn down, then freed
+
+
+def test_teardown_empties_an_index_a_slice_at_a_time() -> None:
+    index = CatalogIndex.build(
+        synthetic.products(400), synthetic.price_list(), matcher=Matcher(BrandTable.load())
+    )
+    first = next(synthetic.products(1)).id
+    assert index.product(first) is not None
+    slices = sum(1 for _ in index.teardown(64))
+    assert slices >= 400 // 64  # the records alone take that many
+    assert index.product(first) is None and len(index.offers) == 0
+    assert list(drained([], 10)) == [] and list(drained({1: 2, 3: 4, 5: 6}, 2)) == [None, None]
 
 
 async def _publish(adapter: Any, redis: Any, key_prefix: str) -> Any:
@@ -116,7 +136,6 @@ async def test_a_swap_serves_the_new_catalog_and_frees_the_old_one(
         assert len(retiring) == 1
         for _ in range(10):
             await asyncio.sleep(0)
-        assert len(old.records_list()) == len(old)
         first = old.search(SearchQuery()).ids[0]
         assert old.product(first) is not None
         del old
