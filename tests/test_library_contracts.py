@@ -194,3 +194,47 @@ def test_uvicorn_builds_its_cycle_by_the_name_the_gateway_rebinds() -> None:
     assert connections._on_headers_complete.__code__ is code, _UVICORN
     rebound = connections._on_headers_complete.__globals__["RequestResponseCycle"]
     assert rebound is connections._Cycle, _UVICORN
+
+
+@pytest.mark.parametrize(
+    "bodies",
+    [[b"{}"], [b"{", b"}"], [b"{}x"], [b"{"], [b"{", b""], [b"{", b"}", b""]],
+    ids=["whole", "in-two", "too-long", "too-short", "then-empty", "two-then-empty"],
+)
+async def test_a_whole_body_goes_out_with_the_head_in_one_write(bodies: list[bytes]) -> None:
+    """The gateway's cycle writes the head with a whole body of the declared length in one
+    ``write`` (one system call); any other shape of body writes what uvicorn writes, in
+    the same order, with the same state and errors."""
+    from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+
+    from gateway.api.connections import _Cycle
+
+    start = {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    outcomes = []
+    for cls in (RequestResponseCycle, _Cycle):
+        cycle = _cycle(cls)
+        try:
+            await cycle.send(start)
+            for n, body in enumerate(bodies, 1):
+                more = n < len(bodies)
+                await cycle.send({"type": "http.response.body", "body": body, "more_body": more})
+            error = None
+        except RuntimeError as exc:
+            error = str(exc)
+        state = (cycle.response_complete, cycle.expected_content_length, error)
+        outcomes.append((b"".join(cycle.written), state, len(cycle.written)))
+    (uvicorn_bytes, uvicorn_state, uvicorn_writes), (ours, our_state, our_writes) = outcomes
+    assert (ours, our_state) == (uvicorn_bytes, uvicorn_state), _UVICORN
+    if bodies == [b"{}"]:
+        assert (uvicorn_writes, our_writes) == (2, 1)
+
+
+async def test_a_head_waiting_for_its_body_is_dropped_when_the_client_left() -> None:
+    from gateway.api.connections import _Cycle
+
+    cycle = _cycle(_Cycle)
+    await cycle.send({"type": "http.response.start", "status": 200, "headers": []})
+    assert cycle.written == []  # the head waits for the body
+    cycle.disconnected = True
+    await cycle.send({"type": "http.response.body", "body": b"late"})
+    assert cycle.written == []

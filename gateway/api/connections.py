@@ -152,10 +152,28 @@ class _Cycle(RequestResponseCycle):
     (lower-case names; ``content-length``, ``transfer-encoding`` and ``connection``
     understood the same way); the body and every other case are uvicorn's own code.
 
+    The head is not written on its own either: it waits for the first body message,
+    and a complete body of the declared length (every gateway answer but a stream) goes
+    out with it in one ``write``, one ``send`` system call per response instead of two
+    (on loopback and on a busy server, a tenth of a search's cost). Anything else writes
+    the head, then goes to uvicorn's own code.
+
     ``tests/test_library_contracts.py`` compares the two byte for byte, errors included,
     and pyproject.toml pins uvicorn below the first version not tested."""
 
+    #: The response head, waiting for the body to go out with it (``send``).
+    _head: bytes | None = None
+
     async def send(self, message: Any) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            if not self.disconnected:
+                if self._complete(head, message):
+                    return
+                self.transport.write(head)
+            await super().send(message)
+            return
         if (
             self.response_started
             or self.disconnected
@@ -201,7 +219,31 @@ class _Cycle(RequestResponseCycle):
             self.chunked_encoding = True
             content.append(b"transfer-encoding: chunked\r\n")
         content.append(b"\r\n")
-        self.transport.write(b"".join(content))
+        self._head = b"".join(content)
+
+    def _complete(self, head: bytes, message: Any) -> bool:
+        """Write ``head`` and ``message``'s body in one go and complete the response, as
+        uvicorn's ``send`` completes it, when ``message`` is the whole body of the length
+        the head declared; otherwise write nothing and say so."""
+        if (
+            message["type"] != "http.response.body"
+            or message.get("more_body", False)
+            or self.chunked_encoding is not False
+            or self.flow.write_paused
+            or self.scope["method"] == "HEAD"
+        ):
+            return False
+        body = message.get("body", b"")
+        if len(body) != self.expected_content_length:
+            return False  # uvicorn's send raises its own error
+        self.transport.write(head + body)
+        self.expected_content_length = 0
+        self.response_complete = True
+        self.message_event.set()
+        if not self.keep_alive:
+            self.transport.close()
+        self.on_response()
+        return True
 
 
 def _with_cycle(function: Any) -> Any:
