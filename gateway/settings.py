@@ -100,6 +100,13 @@ class CatalogSettings(_Section):
         description="Most of a CPU an index rebuild takes while requests are served: less "
         "keeps latency flat during the rebuild, which takes longer (1: no cap).",
     )
+    build_process_min_products: int = Field(
+        default=10_000,
+        ge=0,
+        description="Catalogs of at least this many products (all suppliers together) "
+        "are indexed in a child process and handed over in slices: the serving process "
+        "neither spends the build's CPU nor keeps its fragmented memory (0: always).",
+    )
     detail_ttl_seconds: float = Field(
         default=3600.0, gt=0, description="Redis TTL of a cached product detail."
     )

@@ -30,7 +30,9 @@ Structures, chosen for a 1 ms budget at 100k products in pure Python:
   characters (one edit from a query word of 5 to 32), the hashes of the word and of
   each one-deletion variant, sorted in an ``array`` (12 bytes an entry instead of ~100
   in a dict); candidates are confirmed with an exact edit-distance check, which also
-  disposes of hash collisions.
+  disposes of hash collisions. The hash is CRC-32, the same in every process (Python's
+  ``hash`` of a string differs per process, and an index may be built in another one:
+  ``gateway.catalog.build_process``).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
+from zlib import crc32
 
 from gateway.catalog.bitmaps import Bitmap, Postings, union
 from gateway.catalog.pacing import checkpoint, paced_sorted, sorted_order
@@ -176,7 +179,7 @@ class TextIndex:
                 checkpoint()
             if TYPO_MIN_LENGTH - 1 <= len(token) <= TYPO_MAX_LENGTH + 1:
                 for key in set(deletes(token)):
-                    hashes.append(hash(key))
+                    hashes.append(crc32(key.encode()))
                     tids.append(tid)
         order = sorted_order(hashes)
         self.del_hashes = array("q", (hashes[i] for i in order))
@@ -198,7 +201,7 @@ class TextIndex:
         hashes, tids, vocab = self.del_hashes, self.del_tids, self.vocab
         found: set[int] = set()
         for key in set(deletes(word)):
-            h = hash(key)
+            h = crc32(key.encode())
             i = bisect_left(hashes, h)
             while i < len(hashes) and hashes[i] == h:
                 found.add(tids[i])

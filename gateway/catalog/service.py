@@ -26,8 +26,7 @@ import logging
 import random
 import sys
 import time
-import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -35,10 +34,11 @@ from typing import Any
 from adapters.base import SupplierAdapter
 from adapters.models import Product, Variant
 from gateway.catalog import metrics
+from gateway.catalog.build_process import BuildJob, ProcessBuilder, build
 from gateway.catalog.detail import DetailCache
 from gateway.catalog.index import CatalogIndex
 from gateway.catalog.matching import Matcher
-from gateway.catalog.pacing import duty_cycle, paced_build, trim_heap
+from gateway.catalog.pacing import paced_build, trim_heap
 from gateway.catalog.pages import PageCache
 from gateway.catalog.snapshot import LoadedSnapshot, SnapshotMissing, SnapshotStore
 from gateway.catalog.sync import CatalogSync, SyncReport, SyncStatus
@@ -174,6 +174,7 @@ class CatalogService:
         self._retiring: set[asyncio.Task[None]] = set()
         self._statuses: dict[str, SyncStatus] = {}
         self._unreadable: dict[str, int] = {}
+        self._builder = ProcessBuilder()
         self._clock = clock
 
     # --------------------------------------------------------------- reading
@@ -254,6 +255,7 @@ class CatalogService:
     async def stop(self) -> None:
         """Cancel the background work and wait for it (a running sync releases its lock
         and discards its staged version). Idempotent."""
+        self._builder.cancel()  # a build in a child process ends with it
         tasks, self._tasks = [*self._tasks, *self._retiring], []
         await cancel_and_wait(tasks, within=STOP_SECONDS, what="catalog background work")
 
@@ -355,25 +357,28 @@ class CatalogService:
     def _build(self, snapshots: Mapping[str, LoadedSnapshot]) -> tuple[CatalogIndex, list[str]]:
         """The index (with its offer book) over ``snapshots`` (run in a thread), and the
         suppliers whose snapshot could not be decoded (their products are then
-        incomplete in it)."""
-        unreadable: list[str] = []
-
-        def products() -> Iterator[Product]:
-            for name, snap in snapshots.items():
-                try:
-                    yield from snap.products()
-                except (ValueError, zlib.error) as exc:  # ValidationError is a ValueError
-                    log.error(
-                        "catalog snapshot %s of %s cannot be decoded: %s",
-                        snap.meta.version,
-                        name,
-                        str(exc)[:500],
-                    )
-                    unreadable.append(name)
-
-        with duty_cycle(self.settings.build_cpu_share):
-            index = CatalogIndex.build(products(), self.prices, self.taxonomy, matcher=self.matcher)
-        return index, unreadable
+        incomplete in it). Large catalogs are built in a child process
+        (``gateway.catalog.build_process``), small ones here."""
+        job = BuildJob(
+            snapshots, self.prices, self.taxonomy, self.matcher, self.settings.build_cpu_share
+        )
+        if job.products >= self.settings.build_process_min_products:
+            built = self._builder.build(job)
+            log.info(
+                "catalog index built in a child process (peak RSS %s MB)",
+                "?" if built.peak_mb is None else f"{built.peak_mb:.0f}",
+                extra={"build_process_peak_mb": built.peak_mb},
+            )
+        else:
+            built = build(job)
+        for name, why in built.unreadable.items():
+            log.error(
+                "catalog snapshot %s of %s cannot be decoded: %s",
+                snapshots[name].meta.version,
+                name,
+                why,
+            )
+        return built.index, list(built.unreadable)
 
     async def _note_failures(self, unpublished: list[str]) -> None:
         """Suppliers with nothing published: settled (for readiness) once a sync of theirs

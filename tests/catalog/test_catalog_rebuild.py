@@ -16,7 +16,14 @@ from typing import Any
 
 import httpx
 import pytest
-from catalog_support import GG, AdapterFactory, Sandbox, ServiceFactory, start_sandbox
+from catalog_support import (
+    GG,
+    AdapterFactory,
+    Sandbox,
+    ServiceFactory,
+    catalog_settings,
+    start_sandbox,
+)
 
 from bench import synthetic
 from gateway.catalog import pacing
@@ -107,6 +114,7 @@ async def _publish(adapter: Any, redis: Any, key_prefix: str) -> Any:
     return await sync.run(force=True)
 
 
+@pytest.mark.parametrize("in_child", [False, True], ids=["built-here", "built-in-a-child"])
 async def test_a_swap_serves_the_new_catalog_and_frees_the_old_one(
     sandboxes: dict[str, Sandbox],
     make_adapter: AdapterFactory,
@@ -114,12 +122,14 @@ async def test_a_swap_serves_the_new_catalog_and_frees_the_old_one(
     redis: Any,
     key_prefix: str,
     http: httpx.AsyncClient,
+    in_child: bool,
 ) -> None:
     other = start_sandbox(GG, seed=8, catalog_size=45)
     try:
         large, small = make_adapter(GG, sandboxes[GG].url), make_adapter(GG, other.url)
         await _publish(large, redis, key_prefix)
-        service = make_service({GG: large})
+        settings = catalog_settings(build_process_min_products=0 if in_child else 10**9)
+        service = make_service({GG: large}, settings)
         assert await service.refresh()
         old = service.index
         assert old is not None

@@ -17,6 +17,7 @@ from catalog_support import (
     Sandbox,
     ServiceFactory,
     catalog_gateway_settings,
+    catalog_settings,
     in_process_app,
     reader_token,
     start_sandbox,
@@ -296,15 +297,18 @@ async def test_catalog_reads_say_loading_until_a_catalog_is_loaded(
         assert (await c.get("/v1/products")).status_code == 200
 
 
+@pytest.mark.parametrize("in_child", [False, True], ids=["built-here", "built-in-a-child"])
 async def test_an_undecodable_snapshot_leaves_the_previous_one_serving(
     sandboxes: dict[str, Sandbox],
     adapters: dict[str, SupplierAdapter],
     make_service: ServiceFactory,
     redis: Any,
     key_prefix: str,
+    in_child: bool,
 ) -> None:
     """A version this instance cannot read (corrupt, or written by a newer gateway whose
-    model it refuses) must not take its supplier out of the catalog."""
+    model it refuses) must not take its supplier out of the catalog, wherever the index
+    is built (``catalog.build_process_min_products``)."""
     import zlib
 
     from gateway.catalog.snapshot import chunk_field
@@ -312,7 +316,9 @@ async def test_an_undecodable_snapshot_leaves_the_previous_one_serving(
 
     for adapter in adapters.values():
         await publish(adapter, redis, key_prefix)
-    service = make_service(adapters)
+    service = make_service(
+        adapters, catalog_settings(build_process_min_products=0 if in_child else 10**9)
+    )
     await service.start()
     good = supplier_ids(service, GG)
     served = service.state.versions[GG]  # type: ignore[union-attr]
