@@ -359,9 +359,10 @@ class CatalogService:
         suppliers whose snapshot could not be decoded (their products are then
         incomplete in it). Large catalogs are built in a child process
         (``gateway.catalog.build_process``), small ones here."""
-        job = BuildJob(
-            snapshots, self.prices, self.taxonomy, self.matcher, self.settings.build_cpu_share
-        )
+        # The first build is not capped: until it ends, this instance serves no catalog
+        # (it is not ready), so a cap would only delay its start (~3x at 100k).
+        share = self.settings.build_cpu_share if self.state is not None else 1.0
+        job = BuildJob(snapshots, self.prices, self.taxonomy, self.matcher, share)
         if job.products >= self.settings.build_process_min_products:
             built = self._builder.build(job)
             log.info(
