@@ -35,6 +35,7 @@ import contextlib
 import gc
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import tempfile
@@ -301,6 +302,9 @@ def _exit_when_closed(stdin: IO[bytes]) -> None:
 
 def main() -> None:
     """The child: read a job, build, stream the index to the parent."""
+    # Ctrl-C in a terminal reaches the whole process group: the parent decides (it
+    # cancels the build, or its exit closes our input).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not corrupt the stream
     job: BuildJob = pickle.load(sys.stdin.buffer)
