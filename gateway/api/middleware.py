@@ -51,6 +51,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse, Response
@@ -278,6 +279,32 @@ class _AnswerErrors:
             await response(scope, receive, send)
 
 
+class AppState(State):
+    """Starlette's ``State`` whose values are also plain attributes of the object.
+
+    Starlette keeps ``app.state``'s values in a dict behind ``__getattr__``, which Python
+    calls only after its own look-up has failed, raising and formatting an
+    ``AttributeError`` first: about 2,000 instructions for each ``app.state.access``
+    (the access guard) and ``app.state.gateway`` (handlers), every request. Here an
+    assignment also sets the attribute itself, so reading it is an ordinary attribute
+    look-up; the dict stays the one ``State``'s other methods read, and item assignment
+    (``state["access"] = ...``) keeps both the same."""
+
+    def __setattr__(self, key: Any, value: Any) -> None:
+        self._state[key] = value
+        object.__setattr__(self, key, value)
+
+    def __delattr__(self, key: Any) -> None:
+        del self._state[key]
+        object.__delattr__(self, key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.__setattr__(key, value)
+
+    def __delitem__(self, key: str) -> None:
+        self.__delattr__(key)
+
+
 class GatewayApp(Starlette):
     """A ``Starlette`` whose middleware stack is one ``FrontDoor`` over the router.
 
@@ -309,6 +336,7 @@ class GatewayApp(Starlette):
         connection_limits: ConnectionLimits | None = None,
     ) -> None:
         super().__init__(routes=routes, lifespan=lifespan)
+        self.state = AppState()
         self.router = ExactPathRouter(routes, lifespan=lifespan)
         self.max_body_bytes = max_body_bytes
         self.connection_limits = connection_limits or ConnectionLimits()
