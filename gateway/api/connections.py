@@ -125,17 +125,23 @@ def _header_too_large(limit: int) -> bytes:
 #: (``HEADER_VALUE_RE``), for ``bytes.translate`` to delete.
 _NAME_REFUSED = bytes([*range(0x20), 0x7F]) + b'()<>@,;:[]={} \t\\"'
 _VALUE_REFUSED = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
-#: Header names seen to pass (a gateway sends about a dozen different ones).
-_GOOD_NAMES: set[bytes] = set()
+#: What a header line starts with (``b"content-type: "``, the name in lower case), per
+#: name seen to pass (a gateway sends about a dozen different ones).
+_PREFIXES: dict[bytes, bytes] = {}
+#: The prefixes of the headers that change how the response is framed (uvicorn's ``send``
+#: reads them), handled after the head is assembled, in their order.
+_FRAMING = frozenset({b"content-length: ", b"transfer-encoding: ", b"connection: "})
 
 
-def _good_name(name: bytes) -> bool:
-    """Whether uvicorn accepts ``name`` as a response header's name (remembered)."""
+def _prefix(name: bytes) -> bytes | None:
+    """The line prefix of a response header called ``name``; ``None`` when uvicorn refuses
+    the name (remembered when it does not)."""
     if len(name.translate(None, _NAME_REFUSED)) != len(name):
-        return False
-    if len(_GOOD_NAMES) < 1000:
-        _GOOD_NAMES.add(name)
-    return True
+        return None
+    prefix = name.lower() + b": "
+    if len(_PREFIXES) < 1000:
+        _PREFIXES[name] = prefix
+    return prefix
 
 
 class _Cycle(RequestResponseCycle):
@@ -145,12 +151,14 @@ class _Cycle(RequestResponseCycle):
     uvicorn checks each response header's name and value with a regular expression,
     two searches per header, and a gateway answer carries a dozen headers (request id,
     five rate-limit fields, type, length, the server's date and name): the head cost
-    more than the rest of the response. Here names already seen to pass are known, and
-    all values are checked at once by deleting the refused bytes (``bytes.translate``)
-    and comparing lengths; a head that fails goes to uvicorn's own ``send``, which
-    raises its own error. The head is then assembled exactly as uvicorn does
-    (lower-case names; ``content-length``, ``transfer-encoding`` and ``connection``
-    understood the same way); the body and every other case are uvicorn's own code.
+    more than the rest of the response. Here names already seen to pass are known, with
+    their line prefix in lower case (one dictionary look-up per header rather than a
+    check, a ``lower()`` and three comparisons), and all values are checked at once by
+    deleting the refused bytes (``bytes.translate``) and comparing lengths; a head that
+    fails goes to uvicorn's own ``send``, which raises its own error. The head is then
+    assembled exactly as uvicorn does (lower-case names; ``content-length``,
+    ``transfer-encoding`` and ``connection`` understood the same way, in their order);
+    the body and every other case are uvicorn's own code.
 
     The head is not written on its own either: it waits for the first body message,
     and a complete body of the declared length (every gateway answer but a stream) goes
@@ -183,32 +191,38 @@ class _Cycle(RequestResponseCycle):
         ):
             await super().send(message)
             return
-        headers = self.default_headers + list(message.get("headers", []))
+        headers = [*self.default_headers, *message.get("headers", ())]
         values = b" ".join([value for _, value in headers])  # " " is allowed in values
-        if len(values.translate(None, _VALUE_REFUSED)) != len(values) or not all(
-            [name in _GOOD_NAMES or _good_name(name) for name, _ in headers]
-        ):
+        status_code = message["status"]
+        status_line = STATUS_LINE.get(status_code)
+        if status_line is None or len(values.translate(None, _VALUE_REFUSED)) != len(values):
             await super().send(message)  # raises uvicorn's own error
             return
+        content = [status_line]
+        framing: list[tuple[bytes, bytes]] = []
+        for name, value in headers:
+            prefix = _PREFIXES.get(name) or _prefix(name)
+            if prefix is None:
+                await super().send(message)  # raises uvicorn's own error
+                return
+            if prefix in _FRAMING:
+                framing.append((prefix, value))
+            content += (prefix, value, b"\r\n")
         self.response_started = True
         self.waiting_for_100_continue = False
-        status_code = message["status"]
-        content = [STATUS_LINE[status_code]]
         has_connection_close = False
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-length" and self.chunked_encoding is None:
+        for prefix, value in framing:
+            if prefix == b"content-length: " and self.chunked_encoding is None:
                 self.expected_content_length = int(value.decode())
                 self.chunked_encoding = False
-            elif name == b"transfer-encoding" and value.lower() == b"chunked":
+            elif prefix == b"transfer-encoding: " and value.lower() == b"chunked":
                 self.expected_content_length = 0
                 self.chunked_encoding = True
-            elif name == b"connection":
+            elif prefix == b"connection: ":
                 connection = [token.lower().strip() for token in value.split(b",")]
                 if b"close" in connection:
                     self.keep_alive = False
                     has_connection_close = True
-            content.extend((name, b": ", value, b"\r\n"))
         if not self.keep_alive and not has_connection_close:
             content.append(b"connection: close\r\n")
         if (
