@@ -125,6 +125,7 @@ def _cycle(cls: type, method: str = "GET", keep_alive: bool = True) -> Any:
     written: list[bytes] = []
     transport = mock.Mock()
     transport.write.side_effect = written.append
+    transport.writelines.side_effect = lambda parts: written.append(b"".join(parts))
     flow = mock.Mock(write_paused=False)
     cycle = cls(
         scope={"type": "http", "method": method},
@@ -207,7 +208,7 @@ def test_uvicorn_builds_its_cycle_by_the_name_the_gateway_rebinds() -> None:
 )
 async def test_a_whole_body_goes_out_with_the_head_in_one_write(bodies: list[bytes]) -> None:
     """The gateway's cycle writes the head with a whole body of the declared length in one
-    ``write`` (one system call); any other shape of body writes what uvicorn writes, in
+    ``writelines`` (one system call); any other shape of body writes what uvicorn writes, in
     the same order, with the same state and errors."""
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
