@@ -243,3 +243,79 @@ async def test_a_head_waiting_for_its_body_is_dropped_when_the_client_left() -> 
     cycle.disconnected = True
     await cycle.send({"type": "http.response.body", "body": b"late"})
     assert cycle.written == []
+
+
+_UVICORN_KEEP_ALIVE = {
+    # uvicorn's code that GuardedHttpToolsProtocol's keep-alive timer mirrors (one timer
+    # per connection instead of one per request); comments and layout do not matter.
+    "on_response_complete": """
+def on_response_complete(self):
+    self.server_state.total_requests += 1
+    if self.transport.is_closing():
+        return
+    self._unset_keepalive_if_required()
+    self.flow.resume_reading()
+    if self.pipeline:
+        cycle, app = self.pipeline.pop()
+        self._start_asgi_task(cycle, app)
+    else:
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+""",
+    "_unset_keepalive_if_required": """
+def _unset_keepalive_if_required(self):
+    if self.timeout_keep_alive_task is not None:
+        self.timeout_keep_alive_task.cancel()
+        self.timeout_keep_alive_task = None
+""",
+    "timeout_keep_alive_handler": """
+def timeout_keep_alive_handler(self):
+    if not self.transport.is_closing():
+        self.transport.close()
+""",
+}
+
+
+def _shape(source: str) -> str:
+    """A function's statements, without annotations, docstring, comments or layout."""
+    import ast
+    import textwrap
+
+    function = ast.parse(textwrap.dedent(source)).body[0]
+    assert isinstance(function, ast.FunctionDef)
+    function.returns = None
+    for argument in function.args.args:
+        argument.annotation = None
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        function.body = body[1:]
+    return ast.dump(function)
+
+
+@pytest.mark.parametrize("name", sorted(_UVICORN_KEEP_ALIVE))
+def test_uvicorn_keep_alive_code_is_what_the_gateway_mirrors(name: str) -> None:
+    import inspect
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    message = (
+        f"uvicorn changed HttpToolsProtocol.{name}; revisit the keep-alive timer of "
+        "GuardedHttpToolsProtocol in gateway/api/connections.py"
+    )
+    source = inspect.getsource(getattr(HttpToolsProtocol, name))
+    assert _shape(source) == _shape(_UVICORN_KEEP_ALIVE[name]), message
+
+
+def test_uvicorn_ends_idle_time_only_through_the_method_the_gateway_overrides() -> None:
+    """Bytes arriving end the idle time through ``_unset_keepalive_if_required``: the
+    gateway's timer relies on every such place calling it (and on nothing else touching
+    ``timeout_keep_alive_task``)."""
+    import inspect
+
+    from uvicorn.protocols.http import httptools_impl
+
+    source = inspect.getsource(httptools_impl)
+    assert source.count("timeout_keep_alive_task") == 5, _UVICORN  # init, unset x3, arm
+    data_received = inspect.getsource(httptools_impl.HttpToolsProtocol.data_received)
+    assert "self._unset_keepalive_if_required()" in data_received, _UVICORN
