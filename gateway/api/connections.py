@@ -153,12 +153,13 @@ class _Cycle(RequestResponseCycle):
     five rate-limit fields, type, length, the server's date and name): the head cost
     more than the rest of the response. Here names already seen to pass are known, with
     their line prefix in lower case (one dictionary look-up per header rather than a
-    check, a ``lower()`` and three comparisons), and all values are checked at once by
-    deleting the refused bytes (``bytes.translate``) and comparing lengths; a head that
-    fails goes to uvicorn's own ``send``, which raises its own error. The head is then
-    assembled exactly as uvicorn does (lower-case names; ``content-length``,
-    ``transfer-encoding`` and ``connection`` understood the same way, in their order);
-    the body and every other case are uvicorn's own code.
+    check, a ``lower()`` and three comparisons), and all values are checked at once, in
+    the assembled head, by deleting the refused bytes (``bytes.translate``) and counting
+    them (the head's own CRLFs are the only others); a head that fails goes to uvicorn's
+    own ``send``, which raises its own error. The head is then assembled exactly as
+    uvicorn does (lower-case names; ``content-length``, ``transfer-encoding`` and
+    ``connection`` understood the same way, in their order); the body and every other
+    case are uvicorn's own code.
 
     The head is not written on its own either: it waits for the first body message,
     and a complete body of the declared length (every gateway answer but a stream) goes
@@ -179,10 +180,31 @@ class _Cycle(RequestResponseCycle):
         head = self._head
         if head is not None:
             self._head = None
-            if not self.disconnected:
-                if self._complete(head, message):
+            if self.disconnected:
+                await super().send(message)
+                return
+            # The whole body of the declared length: out with the head, and the response
+            # completed as uvicorn's send completes it (here rather than in a method of
+            # its own: this runs for every response).
+            if (
+                message["type"] == "http.response.body"
+                and not message.get("more_body", False)
+                and self.chunked_encoding is False
+                and not self.flow.write_paused
+                and self.scope["method"] != "HEAD"
+            ):
+                body = message.get("body", b"")
+                if len(body) == self.expected_content_length:
+                    self.transport.writelines((head, body))  # uvloop: one writev, no copy
+                    self.expected_content_length = 0
+                    self.response_complete = True
+                    self.message_event.set()
+                    if not self.keep_alive:
+                        self.transport.close()
+                    self.on_response()
                     return
-                self.transport.write(head)
+            # Any other body: what uvicorn writes (and raises), the head first.
+            self.transport.write(head)
             await super().send(message)
             return
         if (
@@ -194,15 +216,13 @@ class _Cycle(RequestResponseCycle):
         ):
             await super().send(message)
             return
-        headers = [*self.default_headers, *message.get("headers", ())]
-        values = b" ".join([value for _, value in headers])  # " " is allowed in values
-        status_code = message["status"]
-        status_line = STATUS_LINE.get(status_code)
-        if status_line is None or len(values.translate(None, _VALUE_REFUSED)) != len(values):
+        status_line = STATUS_LINE.get(message["status"])
+        if status_line is None:
             await super().send(message)  # raises uvicorn's own error
             return
         content = [status_line]
         framing: list[tuple[bytes, bytes]] = []
+        headers = [*self.default_headers, *message.get("headers", ())]
         for name, value in headers:
             prefix = _PREFIXES.get(name) or _prefix(name)
             if prefix is None:
@@ -211,6 +231,13 @@ class _Cycle(RequestResponseCycle):
             if prefix in _FRAMING:
                 framing.append((prefix, value))
             content += (prefix, value, b"\r\n")
+        head = b"".join(content)
+        # The values, checked in the head itself: the only refused bytes the status line
+        # and the name prefixes bring are the CRLF ending each line.
+        if len(head) - len(head.translate(None, _VALUE_REFUSED)) != 2 * (len(headers) + 1):
+            await super().send(message)  # raises uvicorn's own error
+            return
+        status_code = message["status"]
         self.response_started = True
         self.waiting_for_100_continue = False
         has_connection_close = False
@@ -227,40 +254,15 @@ class _Cycle(RequestResponseCycle):
                     self.keep_alive = False
                     has_connection_close = True
         if not self.keep_alive and not has_connection_close:
-            content.append(b"connection: close\r\n")
+            head += b"connection: close\r\n"
         if (
             self.chunked_encoding is None
             and self.scope["method"] != "HEAD"
             and status_code not in (204, 304)
         ):
             self.chunked_encoding = True
-            content.append(b"transfer-encoding: chunked\r\n")
-        content.append(b"\r\n")
-        self._head = b"".join(content)
-
-    def _complete(self, head: bytes, message: Any) -> bool:
-        """Write ``head`` and ``message``'s body in one go and complete the response, as
-        uvicorn's ``send`` completes it, when ``message`` is the whole body of the length
-        the head declared; otherwise write nothing and say so."""
-        if (
-            message["type"] != "http.response.body"
-            or message.get("more_body", False)
-            or self.chunked_encoding is not False
-            or self.flow.write_paused
-            or self.scope["method"] == "HEAD"
-        ):
-            return False
-        body = message.get("body", b"")
-        if len(body) != self.expected_content_length:
-            return False  # uvicorn's send raises its own error
-        self.transport.writelines((head, body))  # uvloop: one writev, the body not copied
-        self.expected_content_length = 0
-        self.response_complete = True
-        self.message_event.set()
-        if not self.keep_alive:
-            self.transport.close()
-        self.on_response()
-        return True
+            head += b"transfer-encoding: chunked\r\n"
+        self._head = head + b"\r\n"
 
 
 def _with_cycle(function: Any) -> Any:
