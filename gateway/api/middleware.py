@@ -47,7 +47,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -190,13 +190,15 @@ class FrontDoor:
         status = 500  # stays so unless a response starts (cancelled at shutdown, say)
         started = False
 
-        async def send_with_headers(message: Message) -> None:
+        # Not a coroutine function: it hands back the server's own ``send`` awaitable,
+        # one coroutine per message fewer (two per request) for the same effect.
+        def send_with_headers(message: Message) -> Awaitable[None]:
             nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
-            await send(message)
+            return send(message)
 
         limit = self.max_body_bytes
         received = 0
@@ -409,7 +411,9 @@ class ExactPathRouter(Router):
         self._routes = _RouteList(routes)
         self._exact = None
 
-    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def app(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:  # type: ignore[override]
+        """The route's own awaitable (or Starlette's scan): not a coroutine function of
+        its own, which would only await the one it calls (a frame per request)."""
         if scope["type"] == "http" and not scope.get("root_path"):
             routes = self._routes
             if self._exact is None or self._indexed != routes.changes:
@@ -421,10 +425,10 @@ class ExactPathRouter(Router):
                     scope["router"] = self
                 scope["route"] = route
                 scope["endpoint"] = route.endpoint
-                scope["path_params"] = dict(scope.get("path_params", {}))
-                await route.app(scope, receive, send)
-                return
-        await super().app(scope, receive, send)
+                params = scope.get("path_params")
+                scope["path_params"] = dict(params) if params else {}
+                return route.app(scope, receive, send)
+        return super().app(scope, receive, send)
 
 
 def _exact_paths(routes: Sequence[BaseRoute]) -> dict[str, Route]:
