@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,10 @@ class _Transport:
         self.written += len(data)
         if data.startswith(b"HTTP/1.1 ") and not data.startswith(b"HTTP/1.1 200"):
             self.refused += 1
+
+    def writelines(self, parts: Iterable[bytes]) -> None:
+        for data in parts:
+            self.write(data)
 
     def is_closing(self) -> bool:
         return self.closing

@@ -125,6 +125,7 @@ def _cycle(cls: type, method: str = "GET", keep_alive: bool = True) -> Any:
     written: list[bytes] = []
     transport = mock.Mock()
     transport.write.side_effect = written.append
+    transport.writelines.side_effect = lambda parts: written.append(b"".join(parts))
     flow = mock.Mock(write_paused=False)
     cycle = cls(
         scope={"type": "http", "method": method},
@@ -154,11 +155,19 @@ def _cycle(cls: type, method: str = "GET", keep_alive: bool = True) -> Any:
         ("GET", True, 200, [(b"connection", b"close"), (b"content-length", b"1")], b"x"),
         ("GET", True, 200, [(b"Connection", b"Keep-Alive, Close")], b""),
         ("GET", True, 200, [(b"transfer-encoding", b"Chunked")], b"abc"),
+        ("GET", True, 200, [(b"Content-Length", b"3"), (b"Transfer-Encoding", b"chunked")], b"abc"),
+        ("GET", True, 200, [(b"Transfer-Encoding", b"chunked"), (b"Content-Length", b"3")], b"abc"),
+        ("GET", True, 200, [(b"content-length", b"3"), (b"Content-Length", b"5")], b"abc"),
+        ("GET", True, 200, [(b"X-A", b"1"), (b"connection", b"close"), (b"x-a", b"2")], b""),
         ("GET", True, 200, [(b"x-value", b"tab\tand space \x80")], b""),
         ("GET", True, 200, [(b"bad name", b"v")], b""),
         ("GET", True, 200, [(b"bad(name", b"v")], b""),
         ("GET", True, 200, [(b"x-injected", b"a\r\nset-cookie: b")], b""),
         ("GET", True, 200, [(b"x-nul", b"a\x00")], b""),
+        ("GET", True, 200, [(b"x-a", b"1"), (b"x-cr", b"a\rb")], b""),
+        ("GET", True, 200, [(b"x-lf", b"\nb"), (b"content-length", b"0")], b""),
+        ("GET", True, 200, [(b"x-del", b"a\x7f")], b""),
+        ("GET", True, 999, [(b"content-length", b"0")], b""),
     ],
 )
 async def test_the_gateway_response_head_is_the_one_uvicorn_writes(
@@ -177,8 +186,8 @@ async def test_the_gateway_response_head_is_the_one_uvicorn_writes(
             await cycle.send({"type": "http.response.start", "status": status, "headers": headers})
             await cycle.send({"type": "http.response.body", "body": body})
             error = None
-        except RuntimeError as exc:
-            error = str(exc)
+        except (RuntimeError, KeyError) as exc:  # KeyError: a status uvicorn does not know
+            error = repr(exc)
         state = (cycle.keep_alive, cycle.chunked_encoding, cycle.response_complete)
         outcomes.append((b"".join(cycle.written), state, error))
     assert outcomes[1] == outcomes[0], _UVICORN
@@ -203,7 +212,7 @@ def test_uvicorn_builds_its_cycle_by_the_name_the_gateway_rebinds() -> None:
 )
 async def test_a_whole_body_goes_out_with_the_head_in_one_write(bodies: list[bytes]) -> None:
     """The gateway's cycle writes the head with a whole body of the declared length in one
-    ``write`` (one system call); any other shape of body writes what uvicorn writes, in
+    ``writelines`` (one system call); any other shape of body writes what uvicorn writes, in
     the same order, with the same state and errors."""
     from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
@@ -238,3 +247,79 @@ async def test_a_head_waiting_for_its_body_is_dropped_when_the_client_left() -> 
     cycle.disconnected = True
     await cycle.send({"type": "http.response.body", "body": b"late"})
     assert cycle.written == []
+
+
+_UVICORN_KEEP_ALIVE = {
+    # uvicorn's code that GuardedHttpToolsProtocol's keep-alive timer mirrors (one timer
+    # per connection instead of one per request); comments and layout do not matter.
+    "on_response_complete": """
+def on_response_complete(self):
+    self.server_state.total_requests += 1
+    if self.transport.is_closing():
+        return
+    self._unset_keepalive_if_required()
+    self.flow.resume_reading()
+    if self.pipeline:
+        cycle, app = self.pipeline.pop()
+        self._start_asgi_task(cycle, app)
+    else:
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+""",
+    "_unset_keepalive_if_required": """
+def _unset_keepalive_if_required(self):
+    if self.timeout_keep_alive_task is not None:
+        self.timeout_keep_alive_task.cancel()
+        self.timeout_keep_alive_task = None
+""",
+    "timeout_keep_alive_handler": """
+def timeout_keep_alive_handler(self):
+    if not self.transport.is_closing():
+        self.transport.close()
+""",
+}
+
+
+def _shape(source: str) -> str:
+    """A function's statements, without annotations, docstring, comments or layout."""
+    import ast
+    import textwrap
+
+    function = ast.parse(textwrap.dedent(source)).body[0]
+    assert isinstance(function, ast.FunctionDef)
+    function.returns = None
+    for argument in function.args.args:
+        argument.annotation = None
+    body = function.body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        function.body = body[1:]
+    return ast.dump(function)
+
+
+@pytest.mark.parametrize("name", sorted(_UVICORN_KEEP_ALIVE))
+def test_uvicorn_keep_alive_code_is_what_the_gateway_mirrors(name: str) -> None:
+    import inspect
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    message = (
+        f"uvicorn changed HttpToolsProtocol.{name}; revisit the keep-alive timer of "
+        "GuardedHttpToolsProtocol in gateway/api/connections.py"
+    )
+    source = inspect.getsource(getattr(HttpToolsProtocol, name))
+    assert _shape(source) == _shape(_UVICORN_KEEP_ALIVE[name]), message
+
+
+def test_uvicorn_ends_idle_time_only_through_the_method_the_gateway_overrides() -> None:
+    """Bytes arriving end the idle time through ``_unset_keepalive_if_required``: the
+    gateway's timer relies on every such place calling it (and on nothing else touching
+    ``timeout_keep_alive_task``)."""
+    import inspect
+
+    from uvicorn.protocols.http import httptools_impl
+
+    source = inspect.getsource(httptools_impl)
+    assert source.count("timeout_keep_alive_task") == 5, _UVICORN  # init, unset x3, arm
+    data_received = inspect.getsource(httptools_impl.HttpToolsProtocol.data_received)
+    assert "self._unset_keepalive_if_required()" in data_received, _UVICORN

@@ -43,11 +43,14 @@ def policy_headers(limit: int) -> Headers:
     return headers
 
 
-#: The headers that are the same for every request of one decision (limit, policy,
-#: reset), per ``Window`` (hashed by identity: one per decision). Worked out once per
-#: decision rather than per request; all dropped at once past the bound.
-_constants: dict[Window, Headers] = {}
+#: What is the same for every request of one decision, per ``Window`` (hashed by
+#: identity: one per decision): the headers of the limit, policy and reset, and the end
+#: of the ``RateLimit`` value (``;t=<s>``). Worked out once per decision rather than per
+#: request (the remaining count is then formatted once, for both headers that show it);
+#: all dropped at once past the bound.
+_constants: dict[Window, tuple[Headers, bytes]] = {}
 _MAX_WINDOWS = 1024
+_REMAINING = b'"%s";r=' % _POLICY
 
 
 def quota_headers(quota: Quota) -> Headers:
@@ -59,12 +62,12 @@ def quota_headers(quota: Quota) -> Headers:
     if constants is None:
         if len(_constants) >= _MAX_WINDOWS:
             _constants.clear()
-        constants = _constants[window] = [
-            *policy_headers(window.limit),
-            (b"x-ratelimit-reset", b"%d" % window.reset_at),
-        ]
+        headers = [*policy_headers(window.limit), (b"x-ratelimit-reset", b"%d" % window.reset_at)]
+        constants = _constants[window] = (headers, b";t=%d" % window.reset_in)
+    headers, reset_in = constants
+    left = b"%d" % remaining
     return [
-        *constants,
-        (b"x-ratelimit-remaining", b"%d" % remaining),
-        (b"ratelimit", b'"%s";r=%d;t=%d' % (_POLICY, remaining, window.reset_in)),
+        *headers,
+        (b"x-ratelimit-remaining", left),
+        (b"ratelimit", _REMAINING + left + reset_in),
     ]

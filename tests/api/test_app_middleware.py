@@ -110,3 +110,28 @@ async def test_routing_errors_pass_added_middleware_and_crashes_still_answer_500
     assert crashed.status_code == 500
     assert crashed.json()["error"]["code"] == "internal_error"
     assert crashed.headers["x-request-id"] == crashed.json()["error"]["request_id"]
+
+
+def test_app_state_reads_the_same_by_attribute_and_by_item() -> None:
+    """``AppState`` keeps each value as an attribute too (a plain look-up per request);
+    every way of writing or deleting a value is seen by every way of reading it."""
+    from starlette.datastructures import State
+
+    from gateway.api.middleware import AppState
+
+    app = create_app()
+    state = app.state
+    assert isinstance(state, AppState) and isinstance(state, State)
+    state.access = "first"
+    assert (state.access, state["access"], state._state["access"]) == ("first",) * 3
+    state["access"] = "second"
+    assert (state.access, state["access"]) == ("second", "second")
+    del state.access
+    assert not hasattr(state, "access") and "access" not in state._state
+    state["gateway"] = "g"
+    assert state.gateway == "g"
+    del state["gateway"]
+    with pytest.raises(AttributeError):
+        _ = state.gateway
+    with pytest.raises(KeyError):
+        _ = state["gateway"]

@@ -236,3 +236,33 @@ def test_a_stopped_server_has_written_one_line_per_request(
     access = [line for line in lines if line["logger"] == "gateway.http"]
     assert len(access) == 300
     assert all(line["status"] == 404 for line in access)
+
+
+def test_ts_is_what_the_json_formatter_writes_for_the_same_moment() -> None:
+    """``_Clock`` assembles ``ts`` from parts worked out once (the second, a table of
+    millisecond endings); the result is the formatter's ``isoformat``."""
+    import datetime
+
+    from gateway.observability.access_log import _Clock
+
+    clock = _Clock()
+    for now in (0.0, 1.0005, 1765000000.0, 1765000000.9999, 1765000001.001, 1765000059.5):
+        expected = datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(
+            timespec="milliseconds"
+        )
+        assert clock.iso(now) == expected, now
+
+
+def test_a_line_with_context_fields_renders_them_after_the_request_fields(installed) -> None:
+    """Lines with fields bound to the request's context take orjson's slower options
+    (keys that are not strings); lines without, the faster ones: the same text."""
+    access = AccessLog()
+    access.write(logging.INFO, "GET", "/v1/x", 200, 0.001, _context("rid-a", attempt=2))
+    access.write(logging.INFO, "GET", "/v1/x", 200, 0.001, _context("rid-b"))
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    with_extra, plain = installed.getvalue().splitlines()
+    assert json.loads(with_extra)["attempt"] == 2 and list(json.loads(with_extra))[-1] == "attempt"
+    assert with_extra.replace('"rid-a"', '"rid-b"').replace(',"attempt":2', "") == plain.replace(
+        json.loads(plain)["ts"], json.loads(with_extra)["ts"]
+    )

@@ -38,6 +38,7 @@ HEADER_TIMEOUT = 2.0
 BODY_TIMEOUT = 2.0
 MAX_HEADER_BYTES = 8192
 MAX_CONNECTIONS = 6
+KEEP_ALIVE = 2.0
 SLACK = 3.0  # scheduling on a shared machine; a connection left open waits forever
 
 
@@ -92,7 +93,7 @@ def served() -> Iterator[Served]:
             GATEWAY_HTTP__BODY_TIMEOUT_SECONDS=str(BODY_TIMEOUT),
             GATEWAY_HTTP__MAX_HEADER_BYTES=str(MAX_HEADER_BYTES),
             GATEWAY_HTTP__MAX_CONNECTIONS=str(MAX_CONNECTIONS),
-            GATEWAY_HTTP__KEEP_ALIVE_SECONDS="2",
+            GATEWAY_HTTP__KEEP_ALIVE_SECONDS=str(KEEP_ALIVE),
         ) as server:
             yield server
     finally:
@@ -280,6 +281,38 @@ def test_an_oversized_head_is_refused_with_431(served: Served) -> None:
     received, _ = read_until_closed(sock)
     sock.close()
     assert received.startswith(b"HTTP/1.1 422 "), received[:200]
+
+
+def _answered(sock: socket.socket) -> float:
+    """Send a ``/healthz`` request on ``sock`` and read its answer; when it arrived."""
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    received = b""
+    while b"\r\n\r\n" not in received or not received.endswith(b"}"):
+        chunk = sock.recv(65536)
+        assert chunk, f"closed before the answer; received {received[:200]!r}"
+        received += chunk
+    assert received.startswith(b"HTTP/1.1 200 "), received[:200]
+    return time.monotonic()
+
+
+def test_an_idle_connection_is_closed_keep_alive_seconds_after_its_last_response(
+    served: Served,
+) -> None:
+    """The keep-alive timer counts from the last response, not the first: a connection
+    that asks again within the keep-alive time stays open, and one that stays idle is
+    closed that long after its last answer (one timer per connection, re-armed for the
+    rest of the time, as uvicorn's timer per request behaved)."""
+    sock = connect(served)
+    first = _answered(sock)
+    time.sleep(KEEP_ALIVE * 0.6)
+    second = _answered(sock)
+    time.sleep(KEEP_ALIVE * 0.6)  # past the first answer's keep-alive time
+    last = _answered(sock)
+    assert last - first >= KEEP_ALIVE
+    _, closed = read_until_closed(sock)
+    sock.close()
+    assert KEEP_ALIVE - 0.5 <= closed - last <= KEEP_ALIVE + SLACK
+    assert closed - second > KEEP_ALIVE
 
 
 def test_connections_beyond_the_limit_are_closed_at_once(served: Served) -> None:
