@@ -21,7 +21,7 @@ than a few milliseconds to unpickle, and the receiver rests between two
 suppliers' snapshots could not be decoded.
 
 The child reads its job (``BuildJob``: the snapshots' compressed chunks, the price
-list, taxonomy, matcher, tuning and CPU share) from standard input, then keeps reading
+list, taxonomy, matcher and CPU share) from standard input, then keeps reading
 it: standard input closing, because the parent died or cancelled the build, ends the
 child. Its standard error is kept in a temporary file, for the error when it fails.
 
@@ -49,7 +49,7 @@ from itertools import islice
 from typing import IO, Any
 
 from adapters.models import Product
-from gateway.catalog.index import CatalogIndex, IndexTuning
+from gateway.catalog.index import CatalogIndex
 from gateway.catalog.matching import Matcher
 from gateway.catalog.pacing import checkpoint, duty_cycle
 from gateway.catalog.snapshot import LoadedSnapshot
@@ -81,7 +81,6 @@ class BuildJob:
     taxonomy: Taxonomy
     matcher: Matcher | None
     cpu_share: float
-    tuning: IndexTuning | None = None
 
     @property
     def products(self) -> int:
@@ -111,9 +110,7 @@ def build(job: BuildJob) -> Built:
                 unreadable[name] = str(exc)[:500]
 
     with duty_cycle(job.cpu_share):
-        index = CatalogIndex.build(
-            products(), job.prices, job.taxonomy, tuning=job.tuning, matcher=job.matcher
-        )
+        index = CatalogIndex.build(products(), job.prices, job.taxonomy, matcher=job.matcher)
     return Built(index, unreadable)
 
 
