@@ -213,7 +213,7 @@ class FrontDoor:
             return message
 
         observer = self.observer
-        token = observer.begin(scope, state, issued)
+        request = observer.begin(scope, state, issued)
         began = time.perf_counter()
         try:
             if content_length is not None:
@@ -250,7 +250,7 @@ class FrontDoor:
             else:
                 await response(scope, receive, send_with_headers)
         finally:
-            observer.end(scope, token, status, time.perf_counter() - began)
+            observer.end(request, status, time.perf_counter() - began)
 
 
 class _AnswerErrors:

@@ -21,6 +21,7 @@ secret. ``tests/ops/test_logging.py`` checks that keys sent by callers never app
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import logging
 import time
@@ -97,9 +98,17 @@ class AccessLog:
         return self.logger.isEnabledFor(level)
 
     def write(
-        self, level: int, method: str, route: str, status: int, elapsed: float, ctx: LogContext
+        self,
+        level: int,
+        method: str,
+        route: str,
+        status: int,
+        elapsed: float,
+        ctx: LogContext,
+        loop: asyncio.AbstractEventLoop | None,
     ) -> None:
-        """One line for a finished request (``ctx``: its resolved log context)."""
+        """One line for a finished request (``ctx``: its resolved log context; ``loop``:
+        the running loop, ``None`` outside one, for ``LineWriter.add``)."""
         now = time.time()
         request_id = ctx.request_id
         if request_id is not None and request_id is not ctx.issued_request_id:
@@ -134,7 +143,7 @@ class AccessLog:
                     if level >= logging.WARNING:
                         handler.writer.write_now(line)
                     else:
-                        handler.writer.add(line)
+                        handler.writer.add(line, loop)
                 else:
                     if record is None:
                         fields = _fields(

@@ -60,13 +60,12 @@ class LineWriter:
         self._lock = threading.Lock()
         _WRITERS.add(self)
 
-    def add(self, line: str) -> None:
+    def add(self, line: str, loop: asyncio.AbstractEventLoop | None) -> None:
         """Buffer ``line``; it is written within ``flush_seconds`` (or by the end of
-        this event-loop turn when that is 0)."""
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:  # no loop in this thread: nobody would flush later
-            loop = None
+        this event-loop turn when that is 0). ``loop``: the running loop, ``None`` when
+        this thread runs none (nobody would flush later: the line is written now). The
+        caller passes it because it has it: asyncio's look-up is a system call
+        (``getpid``) each time, and the front door needs the loop for more than this."""
         with self._lock:
             self._lines.append(line)
             self._size += len(line)

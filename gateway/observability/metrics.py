@@ -31,7 +31,6 @@ import os
 import shutil
 import tempfile
 import threading
-from asyncio import _get_running_loop  # the running loop or None: no exception to catch
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -132,13 +131,22 @@ class HttpTally:
         # run one loop per test) cannot stop every later flush.
         self._flush_loop: asyncio.AbstractEventLoop | None = None
 
-    def started(self) -> None:
-        """One more request in flight."""
+    def started(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """One more request in flight (``loop``: the running loop, or ``None`` when there
+        is none; the caller looks it up once for all it does per request, because
+        asyncio's look-up asks the kernel for the process id every time)."""
         self._in_flight += 1
-        if self._flush_loop is not _get_running_loop():  # else a flush is due this turn
-            self._schedule()
+        if self._flush_loop is not loop:  # else a flush is due this turn
+            self._schedule(loop)
 
-    def finished(self, route: str, method: str, status: int, seconds: float) -> None:
+    def finished(
+        self,
+        route: str,
+        method: str,
+        status: int,
+        seconds: float,
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
         """A request left flight: count it under its labels and time it."""
         self._in_flight -= 1
         key = (route, method, status)
@@ -147,18 +155,15 @@ class HttpTally:
             tally = self._pending[key] = _RouteTally()
         tally.seconds += seconds
         tally.buckets[bisect_left(HTTP_LATENCY_BUCKETS, seconds)] += 1
-        if self._flush_loop is not _get_running_loop():
-            self._schedule()
+        if self._flush_loop is not loop:
+            self._schedule(loop)
 
-    def _schedule(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # no loop (a synchronous caller): publish at once
+    def _schedule(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        if loop is None:  # no loop (a synchronous caller): publish at once
             self.flush()
             return
-        if self._flush_loop is not loop:
-            self._flush_loop = loop
-            loop.call_soon(self.flush)
+        self._flush_loop = loop
+        loop.call_soon(self.flush)
 
     def flush(self) -> None:
         """Hand everything counted so far to prometheus-client."""

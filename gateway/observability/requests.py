@@ -22,8 +22,8 @@ For each request:
 from __future__ import annotations
 
 import logging
+from asyncio import _get_running_loop  # the running loop or None: no exception to catch
 from collections.abc import Collection
-from contextvars import Token
 from typing import Any
 
 from starlette.types import Scope
@@ -36,9 +36,12 @@ from gateway.observability.metrics import RouteTemplates
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
-class _RequestContext(LogContext):
-    """The log context of one HTTP request: three stores to build (no closure), and the
-    route template asked of the router only when a line is written."""
+class RequestContext(LogContext):
+    """The log context of one HTTP request, and what ``end`` needs of it: three stores
+    to build (no closure), the route template asked of the router only when a line is
+    written, the context variable's token to close it with, and the running loop,
+    looked up once (asyncio asks the kernel for the process id at every look-up) for
+    the tally and the access log, which each flush once per loop turn."""
 
     def __init__(
         self,
@@ -52,6 +55,8 @@ class _RequestContext(LogContext):
         self.templates = templates
         if issued_request_id is not None:
             self.issued_request_id = issued_request_id
+        self.loop = _get_running_loop()
+        self.token = enter_context(self)
 
     def routed(self) -> str | None:
         return self.templates.routed(self.scope)
@@ -72,24 +77,26 @@ class RequestObserver:
 
     def begin(
         self, scope: Scope, state: dict[str, Any], issued_request_id: str | None = None
-    ) -> Token[Any]:
+    ) -> RequestContext:
         """Open the request's log context and count it in flight (``issued_request_id``:
-        the request id when the front door made it up, not the caller)."""
-        token = enter_context(_RequestContext(state, scope, self.templates, issued_request_id))
-        self.tally.started()
-        return token
+        the request id when the front door made it up, not the caller); hand the
+        context to ``end``."""
+        request = RequestContext(state, scope, self.templates, issued_request_id)
+        self.tally.started(request.loop)
+        return request
 
-    def end(self, scope: Scope, token: Token[Any], status: int, elapsed: float) -> None:
+    def end(self, request: RequestContext, status: int, elapsed: float) -> None:
         """Count, time and log the finished request; close its log context.
 
         Written as one function on purpose: it runs for every request, and each call
         it saves is a measurable part of a cached search's cost."""
         try:
+            scope = request.scope
             route = self.templates.label(scope)
             method = scope.get("method", "")
             if method not in metrics.METHODS:
                 method = "other"
-            self.tally.finished(route, method, status, elapsed)
+            self.tally.finished(route, method, status, elapsed, request.loop)
             if status >= 500:
                 level = logging.ERROR
             elif route in self.quiet_routes:
@@ -98,10 +105,8 @@ class RequestObserver:
                 level = logging.INFO
             access = self.access_log
             if access.logger.isEnabledFor(level):
-                ctx = token.var.get()  # the request's context, opened by begin
-                assert ctx is not None
-                ctx.route = route
-                ctx.resolve()
-                access.write(level, method, route, status, elapsed, ctx)
+                request.route = route
+                request.resolve()
+                access.write(level, method, route, status, elapsed, request, request.loop)
         finally:
-            close_context(token)
+            close_context(request.token)

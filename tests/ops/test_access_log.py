@@ -5,6 +5,7 @@ other line."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import json
 import logging
@@ -61,6 +62,12 @@ def _context(request_id: str = "rid-1", **extra: Any) -> LogContext:
     return ctx
 
 
+def _loop() -> asyncio.AbstractEventLoop | None:
+    """The running loop, as the front door hands it to the access log (``None`` in a
+    thread that runs none)."""
+    return asyncio._get_running_loop()
+
+
 def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines()]
 
@@ -68,7 +75,7 @@ def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
 async def test_a_turn_of_requests_is_written_once_with_every_field(installed) -> None:
     access = AccessLog()
     for i in range(20):
-        access.write(logging.INFO, "GET", "/v1/search", 200, 0.0012, _context(f"rid-{i}"))
+        access.write(logging.INFO, "GET", "/v1/search", 200, 0.0012, _context(f"rid-{i}"), _loop())
     assert installed.getvalue() == ""  # buffered until the end of this turn
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -86,9 +93,9 @@ async def test_a_turn_of_requests_is_written_once_with_every_field(installed) ->
 
 async def test_warnings_errors_and_5xx_lines_are_written_at_once_in_order(installed) -> None:
     access = AccessLog()
-    access.write(logging.INFO, "GET", "/v1/products", 200, 0.001, _context("first"))
+    access.write(logging.INFO, "GET", "/v1/products", 200, 0.001, _context("first"), _loop())
     logging.getLogger("gateway.test").warning("upstream slow")
-    access.write(logging.ERROR, "GET", "/v1/products", 500, 0.001, _context("failed"))
+    access.write(logging.ERROR, "GET", "/v1/products", 500, 0.001, _context("failed"), _loop())
     # no turn has ended: all of it is out already, in the order it happened
     messages = [line["message"] for line in _lines(installed)]
     assert messages == ["GET /v1/products 200", "upstream slow", "GET /v1/products 500"]
@@ -98,7 +105,7 @@ async def test_a_full_buffer_is_written_not_dropped() -> None:
     stream = CountingStream()
     writer = LineWriter(stream, max_bytes=1000)
     for i in range(50):
-        writer.add(f"line {i:03d} " + "x" * 90 + "\n")  # ~100 bytes each
+        writer.add(f"line {i:03d} " + "x" * 90 + "\n", _loop())  # ~100 bytes each
     assert stream.writes >= 4  # the buffer filled several times within one turn
     writer.flush()
     assert [line[:8] for line in stream.getvalue().splitlines()] == [
@@ -109,8 +116,8 @@ async def test_a_full_buffer_is_written_not_dropped() -> None:
 async def test_lines_wait_at_most_the_flush_interval() -> None:
     stream = CountingStream()
     writer = LineWriter(stream, flush_seconds=0.05)
-    writer.add("one\n")
-    writer.add("two\n")
+    writer.add("one\n", _loop())
+    writer.add("two\n", _loop())
     await asyncio.sleep(0)
     assert stream.writes == 0  # not per turn: the interval batches several turns
     written = asyncio.Event()
@@ -118,7 +125,7 @@ async def test_lines_wait_at_most_the_flush_interval() -> None:
     await asyncio.wait_for(written.wait(), 1)
     await asyncio.sleep(0)
     assert stream.getvalue() == "one\ntwo\n" and stream.writes == 1
-    writer.add("three\n")
+    writer.add("three\n", _loop())
     writer.flush()  # a graceful stop writes what waits
     assert stream.getvalue().endswith("three\n")
 
@@ -126,7 +133,7 @@ async def test_lines_wait_at_most_the_flush_interval() -> None:
 async def test_with_no_interval_lines_are_written_by_the_end_of_the_turn() -> None:
     stream = CountingStream()
     writer = LineWriter(stream, flush_seconds=0)
-    writer.add("one\n")
+    writer.add("one\n", _loop())
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert stream.getvalue() == "one\n"
@@ -134,7 +141,7 @@ async def test_with_no_interval_lines_are_written_by_the_end_of_the_turn() -> No
 
 def test_without_a_running_loop_lines_are_written_at_once() -> None:
     stream = io.StringIO()
-    LineWriter(stream).add("from a thread or a CLI tool\n")
+    LineWriter(stream).add("from a thread or a CLI tool\n", _loop())
     assert stream.getvalue() == "from a thread or a CLI tool\n"
 
 
@@ -144,9 +151,11 @@ async def test_a_request_id_or_context_field_carrying_a_secret_is_redacted(insta
     register_secret(registered)
     try:
         access = AccessLog()
-        access.write(logging.INFO, "GET", "/x", 200, 0.001, _context(key, api_key="k123456"))
         access.write(
-            logging.INFO, "GET", "/x", 200, 0.001, _context("ok", note=f"see {registered}")
+            logging.INFO, "GET", "/x", 200, 0.001, _context(key, api_key="k123456"), _loop()
+        )
+        access.write(
+            logging.INFO, "GET", "/x", 200, 0.001, _context("ok", note=f"see {registered}"), _loop()
         )
         await asyncio.sleep(0)
         await asyncio.sleep(0)
@@ -163,7 +172,7 @@ async def test_text_lines_for_a_terminal() -> None:
     stream = io.StringIO()
     handler = configure_logging("INFO", json_lines=False, stream=stream)
     try:
-        AccessLog().write(logging.INFO, "POST", "/v1/orders", 201, 0.0456, _context("r-9"))
+        AccessLog().write(logging.INFO, "POST", "/v1/orders", 201, 0.0456, _context("r-9"), _loop())
         handler.flush()
     finally:
         logging.getLogger().removeHandler(handler)
@@ -182,7 +191,7 @@ async def test_the_log_level_and_other_handlers_are_honoured(installed, caplog) 
     finally:
         logging.getLogger("gateway.http").setLevel(logging.NOTSET)
     with caplog.at_level(logging.INFO):
-        access.write(logging.INFO, "GET", "/v1/search", 200, 0.001, _context("seen"))
+        access.write(logging.INFO, "GET", "/v1/search", 200, 0.001, _context("seen"), _loop())
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     assert [line["request_id"] for line in _lines(installed)] == ["seen"]
@@ -241,7 +250,6 @@ def test_a_stopped_server_has_written_one_line_per_request(
 def test_ts_is_what_the_json_formatter_writes_for_the_same_moment() -> None:
     """``_Clock`` assembles ``ts`` from parts worked out once (the second, a table of
     millisecond endings); the result is the formatter's ``isoformat``."""
-    import datetime
 
     from gateway.observability.access_log import _Clock
 
@@ -257,8 +265,8 @@ def test_a_line_with_context_fields_renders_them_after_the_request_fields(instal
     """Lines with fields bound to the request's context take orjson's slower options
     (keys that are not strings); lines without, the faster ones: the same text."""
     access = AccessLog()
-    access.write(logging.INFO, "GET", "/v1/x", 200, 0.001, _context("rid-a", attempt=2))
-    access.write(logging.INFO, "GET", "/v1/x", 200, 0.001, _context("rid-b"))
+    access.write(logging.INFO, "GET", "/v1/x", 200, 0.001, _context("rid-a", attempt=2), _loop())
+    access.write(logging.INFO, "GET", "/v1/x", 200, 0.001, _context("rid-b"), _loop())
     for handler in logging.getLogger().handlers:
         handler.flush()
     with_extra, plain = installed.getvalue().splitlines()

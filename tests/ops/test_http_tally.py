@@ -48,8 +48,8 @@ async def test_a_flushed_tally_exposes_what_observing_each_request_would() -> No
     tally = HttpTally()
     route = "/test/tally/same-as-observe"
     for duration in DURATIONS:
-        tally.started()
-        tally.finished(route, "GET", 200, duration)
+        tally.started(asyncio.get_running_loop())
+        tally.finished(route, "GET", 200, duration, asyncio.get_running_loop())
     assert (
         value(exposition(flush=False)[0].decode(), "gateway_http_requests_total", route=route) == 0
     )
@@ -65,14 +65,14 @@ async def test_a_flushed_tally_exposes_what_observing_each_request_would() -> No
 async def test_in_flight_is_published_while_requests_are_served() -> None:
     tally = HttpTally()
     before = value(exposition()[0].decode(), "gateway_http_requests_in_flight")
-    tally.started()
-    tally.started()
+    tally.started(asyncio.get_running_loop())
+    tally.started(asyncio.get_running_loop())
     await asyncio.sleep(0)
     assert (
         value(exposition(flush=False)[0].decode(), "gateway_http_requests_in_flight") == before + 2
     )
-    tally.finished("/test/tally/in-flight", "GET", 200, 0.001)
-    tally.finished("/test/tally/in-flight", "GET", 200, 0.001)
+    tally.finished("/test/tally/in-flight", "GET", 200, 0.001, asyncio.get_running_loop())
+    tally.finished("/test/tally/in-flight", "GET", 200, 0.001, asyncio.get_running_loop())
     await asyncio.sleep(0)
     assert value(exposition(flush=False)[0].decode(), "gateway_http_requests_in_flight") == before
 
@@ -83,7 +83,7 @@ def test_a_loop_closed_with_a_flush_queued_does_not_stop_later_flushes() -> None
     tally = HttpTally()
     route = "/test/tally/closed-loop"
     loop = asyncio.new_event_loop()
-    loop.call_soon(tally.finished, route, "GET", 200, 0.001)
+    loop.call_soon(tally.finished, route, "GET", 200, 0.001, loop)
     loop.call_soon(loop.stop)  # stops after this turn: the flush stays queued
     loop.run_forever()
     loop.close()
@@ -92,7 +92,7 @@ def test_a_loop_closed_with_a_flush_queued_does_not_stop_later_flushes() -> None
     )
 
     async def one_more() -> None:
-        tally.finished(route, "GET", 200, 0.001)
+        tally.finished(route, "GET", 200, 0.001, asyncio.get_running_loop())
         await asyncio.sleep(0)
 
     asyncio.run(one_more())
