@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import logging
+import re
 import time
 from typing import Any
 
@@ -49,6 +50,18 @@ _JSON_OPTIONS = orjson.OPT_APPEND_NEWLINE
 _JSON_OPTIONS_EXTRA = orjson.OPT_NON_STR_KEYS | orjson.OPT_APPEND_NEWLINE
 #: The end of a ``ts`` (``.mmm+00:00``) for each millisecond, formatted once.
 _FRACTIONS = [f".{millisecond:03d}+00:00" for millisecond in range(1000)]
+#: The end of a duration in milliseconds for each count of microseconds in the last
+#: millisecond, as ``repr`` writes a float: ``.0``, ``.001``, ``.1``, ``.25``, ``.999``.
+_MS = [f".{fraction:03d}".rstrip("0") if fraction else ".0" for fraction in range(1000)]
+#: Durations (in microseconds) written from ``_MS``: below it, ``repr(us / 1000)`` is
+#: the integer part and the table's fraction (a float holds 15 significant digits
+#: exactly); 10**12 µs is eleven days.
+_TABLE_LIMIT = 10**12
+#: Finds what JSON must escape in a string: orjson escapes exactly ``"``, ``\\`` and
+#: the control characters, and refuses lone surrogates.
+_ESCAPED = re.compile(r'["\\\x00-\x1f\ud800-\udfff]').search
+#: Reseller ids as JSON strings, encoded once each (bounded: ``_quoted``).
+_QUOTED: dict[str, str] = {}
 
 
 class _Clock:
@@ -93,6 +106,8 @@ class AccessLog:
     def __init__(self, name: str = LOGGER_NAME) -> None:
         self.logger = logging.getLogger(name)
         self._clock = _Clock()
+        #: Template fragments of the line, encoded once (``_fixed``).
+        self._fixed_parts: dict[tuple[int, str, str, int], tuple[str, str]] = {}
 
     def enabled_for(self, level: int) -> bool:
         return self.logger.isEnabledFor(level)
@@ -115,7 +130,8 @@ class AccessLog:
             request_id = redact(request_id)  # the caller may have chosen it
         # To the microsecond: round() to a number of digits goes through a decimal
         # string, a round to the integer does not.
-        duration_ms = round(elapsed * 1_000_000) / 1000
+        microseconds = round(elapsed * 1_000_000)
+        duration_ms = microseconds / 1000
         extra = _scrubbed(ctx.extra) if ctx.extra else None
         json_line: str | None = None
         text_line: str | None = None
@@ -129,8 +145,9 @@ class AccessLog:
                     if handler.json_lines:
                         if json_line is None:
                             json_line = self._json(
-                                now, level, method, route, status,
-                                request_id, ctx.reseller_id, duration_ms, extra,
+                                now, level, method, route, status, request_id,
+                                request_id is ctx.issued_request_id, ctx.reseller_id,
+                                microseconds, extra,
                             )  # fmt: skip
                         line = json_line
                     else:
@@ -170,12 +187,41 @@ class AccessLog:
         route: str,
         status: int,
         request_id: str | None,
+        issued: bool,
         reseller_id: str | None,
-        duration_ms: float,
+        microseconds: int,
         extra: dict[str, Any] | None,
     ) -> str:
+        """The JSON line. Without context fields (nearly every request) it is filled
+        into a template from fragments encoded by orjson once: the fields fixed by the
+        level, method, route and status, and the reseller's id; only the request id,
+        ``ts`` and the duration change per line. The request id is written as it is
+        when the gateway issued it (hex) or when it holds nothing JSON escapes, and the
+        duration from its microseconds and a table of millisecond fractions, which is
+        Python's ``repr`` (orjson's shortest round-trip form) of the same float below
+        10**12 µs. Same bytes as orjson's for the same dict (tested on generated
+        values), for about a third of the instructions: the access line was half of
+        what a cached search cost the gateway beyond the bare endpoint."""
+        if extra is None and 0 <= microseconds < _TABLE_LIMIT:
+            key = (level, method, route, status)
+            fixed = self._fixed_parts.get(key) or self._fixed(key)
+            if request_id is None:
+                rid = "null"
+            elif issued or _ESCAPED(request_id) is None:
+                rid = f'"{request_id}"'
+            else:
+                rid = orjson.dumps(request_id).decode()
+            if reseller_id is None:
+                reseller = "null"
+            else:
+                reseller = _QUOTED.get(reseller_id) or _quoted(reseller_id)
+            whole, fraction = divmod(microseconds, 1000)
+            return (
+                f'{{"ts":"{self._clock.iso(now)}",{fixed[0]}"request_id":{rid},'
+                f'"reseller_id":{reseller},{fixed[1]}"duration_ms":{whole}{_MS[fraction]}}}\n'
+            )
         # One dict in the line's order, rendered once: the fields of every request are
-        # written out here rather than merged from a second dict (this runs per request).
+        # written out here rather than merged from a second dict.
         line = {
             "ts": self._clock.iso(now),
             "level": _LOWER_NAMES[level],
@@ -186,13 +232,31 @@ class AccessLog:
             "route": route,
             "method": method,
             "status": status,
-            "duration_ms": duration_ms,
+            "duration_ms": microseconds / 1000,
         }
         if not extra:
             return orjson.dumps(line, default=str, option=_JSON_OPTIONS).decode()
         for name, value in extra.items():
             line.setdefault(name, value)
         return orjson.dumps(line, default=str, option=_JSON_OPTIONS_EXTRA).decode()
+
+    def _fixed(self, key: tuple[int, str, str, int]) -> tuple[str, str]:
+        """The line's fields before and after the ids, for one (level, method, route,
+        status), each ending in a comma; remembered for the first 4,096 (routes are
+        templates: a gateway has a few dozen of each)."""
+        level, method, route, status = key
+        before = orjson.dumps(
+            {
+                "level": _LOWER_NAMES[level],
+                "logger": self.logger.name,
+                "message": f"{method} {route} {status}",
+            }
+        ).decode()
+        after = orjson.dumps({"route": route, "method": method, "status": status}).decode()
+        fixed = (before[1:-1] + ",", after[1:-1] + ",")
+        if len(self._fixed_parts) < 4096:
+            self._fixed_parts[key] = fixed
+        return fixed
 
     def _text(
         self,
@@ -218,6 +282,14 @@ class AccessLog:
                 if name not in _TEXT_SHOWN:
                     line += f" {name}={value}"
         return line + "\n"
+
+
+def _quoted(reseller_id: str) -> str:
+    """``reseller_id`` as a JSON string, remembered for the first 10,000 resellers."""
+    quoted = orjson.dumps(reseller_id).decode()
+    if len(_QUOTED) < 10_000:
+        _QUOTED[reseller_id] = quoted
+    return quoted
 
 
 def _scrubbed(extra: dict[str, Any]) -> dict[str, Any]:

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from gateway.observability.access_log import AccessLog
 from gateway.observability.log_writer import LineWriter
@@ -274,3 +277,79 @@ def test_a_line_with_context_fields_renders_them_after_the_request_fields(instal
     assert with_extra.replace('"rid-a"', '"rid-b"').replace(',"attempt":2', "") == plain.replace(
         json.loads(plain)["ts"], json.loads(with_extra)["ts"]
     )
+
+
+#: Strings heavy in what JSON escapes (and in what it does not), no lone surrogates.
+_TEXT = st.text(
+    st.one_of(
+        st.sampled_from('"\\/\x00\n\x1f\x7f\u2028é{}'),
+        st.characters(exclude_categories=("Cs",)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    method=st.one_of(st.sampled_from(["GET", "POST", "other"]), _TEXT),
+    route=st.one_of(st.sampled_from(["/v1/search", "/v1/orders/{order_id}"]), _TEXT),
+    request_id=st.one_of(st.none(), st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True), _TEXT),
+    issued=st.booleans(),
+    reseller_id=st.one_of(st.none(), st.just("rs_demo"), _TEXT),
+    microseconds=st.one_of(st.integers(0, 10**7), st.integers(0, 10**21)),
+    status=st.sampled_from([200, 201, 404, 429, 500, 503]),
+    level=st.sampled_from([logging.DEBUG, logging.INFO, logging.ERROR]),
+)
+# What JSON escapes, once in each value the template may write as it is:
+@example('G"T', "/v1/x", "r1", False, "rs_1", 1, 200, logging.INFO)
+@example("GET", "/v1/\\x", "r1", False, "rs_1", 1, 200, logging.INFO)
+@example("GET", "/v1/x", 'r"1', False, "rs_1", 1, 200, logging.INFO)
+@example("GET", "/v1/x", "r\\1", False, "rs_1", 1, 200, logging.INFO)
+@example("GET", "/v1/x", "r\x001", False, "rs_1", 1, 200, logging.INFO)
+@example("GET", "/v1/x", "r1", False, 'rs_"1', 1, 200, logging.INFO)
+@example("GET", "/v1/x", "r1", False, "rs_\n1", 1, 200, logging.INFO)
+@example("GET", "/v1/x", "r1", True, "rs_é", 10**13, 500, logging.ERROR)
+def test_a_json_line_is_exactly_what_orjson_writes_for_its_fields(
+    method: str,
+    route: str,
+    request_id: str | None,
+    issued: bool,
+    reseller_id: str | None,
+    microseconds: int,
+    status: int,
+    level: int,
+) -> None:
+    """Lines without context fields are filled into a template (fragments encoded
+    once): the bytes orjson gives for the same fields in the same order, whatever the
+    values hold (an issued request id is hex: ``issued`` is drawn only for those)."""
+    issued = issued and request_id is not None and request_id.isalnum() and request_id.isascii()
+    access, now = AccessLog(), 1_765_000_000.123
+    expected = {
+        "ts": datetime.datetime.fromtimestamp(now, datetime.UTC).isoformat(timespec="milliseconds"),
+        "level": logging.getLevelName(level).lower(),
+        "logger": "gateway.http",
+        "message": f"{method} {route} {status}",
+        "request_id": request_id,
+        "reseller_id": reseller_id,
+        "route": route,
+        "method": method,
+        "status": status,
+        "duration_ms": microseconds / 1000,
+    }
+    for _ in range(2):  # the second time from the remembered fragments
+        line = access._json(
+            now, level, method, route, status, request_id, issued, reseller_id, microseconds, None
+        )
+        assert line == orjson.dumps(expected, option=orjson.OPT_APPEND_NEWLINE).decode()
+
+
+def test_every_duration_below_two_seconds_is_written_as_orjson_writes_it() -> None:
+    """The template writes a duration from its microseconds and a table: the same text
+    as orjson's (``repr``) for each of the first two million, and for large ones."""
+    access = AccessLog()
+    for microseconds in [*range(2_000_000), 10**12 - 1, 123_456_789_012, 999_999_999]:
+        line = access._json(
+            0.0, logging.INFO, "GET", "/", 200, None, False, None, microseconds, None
+        )
+        written = line.rsplit('"duration_ms":', 1)[1][:-2]
+        assert written == orjson.dumps(microseconds / 1000).decode(), microseconds
