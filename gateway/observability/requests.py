@@ -37,11 +37,12 @@ QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class RequestContext(LogContext):
-    """The log context of one HTTP request, and what ``end`` needs of it: three stores
-    to build (no closure), the route template asked of the router only when a line is
-    written, the context variable's token to close it with, and the running loop,
-    looked up once (asyncio asks the kernel for the process id at every look-up) for
-    the tally and the access log, which each flush once per loop turn."""
+    """The log context of one HTTP request, made the current context when built, and
+    what ``end`` needs of it: a few stores to build (no closure), the route template
+    asked of the router only when a line is written, the context variable's token to
+    close it with, and the running loop, looked up once (asyncio asks the kernel for the
+    process id at every look-up) for the tally and the access log, which each flush once
+    per loop turn."""
 
     def __init__(
         self,
