@@ -126,7 +126,8 @@ class AccessLog:
         the running loop, ``None`` outside one, for ``LineWriter.add``)."""
         now = time.time()
         request_id = ctx.request_id
-        if request_id is not None and request_id is not ctx.issued_request_id:
+        issued = request_id is ctx.issued_request_id  # hex, made by the front door
+        if request_id is not None and not issued:
             request_id = redact(request_id)  # the caller may have chosen it
         # To the microsecond: round() to a number of digits goes through a decimal
         # string, a round to the integer does not.
@@ -146,8 +147,7 @@ class AccessLog:
                         if json_line is None:
                             json_line = self._json(
                                 now, level, method, route, status, request_id,
-                                request_id is ctx.issued_request_id, ctx.reseller_id,
-                                microseconds, extra,
+                                issued, ctx.reseller_id, microseconds, extra,
                             )  # fmt: skip
                         line = json_line
                     else:
