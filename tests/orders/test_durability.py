@@ -114,8 +114,11 @@ async def test_200_orders_through_faults_none_lost_none_bought_twice(
         "latency_ms": 2,
         "seed": 11,
     }
-    for supplier in ("vouchers", "gaming_goods"):
-        await sandboxes.set_faults(supplier, **faults)
+    await sandboxes.set_faults("vouchers", **faults)
+    # Gaming Goods receives 80 orders, not 200: at the vouchers' rate it answered ~5 of them
+    # late, and none in about one run of fifty, which left its late-answer path untested
+    # and failed the check below. At this rate it answers ~12 late.
+    await sandboxes.set_faults("gaming_goods", **{**faults, "commit_then_hang_rate": 0.2})
     rng = random.Random(5)
     games = picks.game_keys[10:-3]  # the last ones are kept for the flow tests
     bodies = []
