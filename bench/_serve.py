@@ -33,6 +33,7 @@ import httpx
 from cryptography.fernet import Fernet
 
 from adapters.models import Product
+from gateway.observability.process_memory import memory_mb
 
 CONNECTIONS = 32
 SERVER_CPU, CLIENT_CPU = 0, 1
@@ -109,13 +110,8 @@ class Server:
 
     def rss_mb(self) -> dict[str, float]:
         """The server process's resident memory now and at its peak (``/proc``)."""
-        pid = self.process.pid  # taskset execs the command: the same pid
-        out: dict[str, float] = {}
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(("VmRSS:", "VmHWM:")):
-                    out[line.split(":")[0]] = int(line.split()[1]) / 1024
-        return {"rss_mb": out.get("VmRSS", 0.0), "peak_mb": out.get("VmHWM", 0.0)}
+        memory = memory_mb(self.process.pid)  # taskset execs the command: the same pid
+        return {"rss_mb": memory.get("VmRSS", 0.0), "peak_mb": memory.get("VmHWM", 0.0)}
 
     def lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines()

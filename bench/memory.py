@@ -25,16 +25,10 @@ import sys
 import time
 from typing import Any
 
+from gateway.observability.process_memory import memory_mb
+
 PRODUCTS = 100_000
 TARGET_MB = 300.0
-
-
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
 
 
 def _deep_size(root: Any, seen: set[int]) -> int:
@@ -102,7 +96,7 @@ def child(n: int, where: str, snapshot_file: str) -> dict[str, Any]:
         {"bench": snapshot}, synthetic.price_list(), same_category, Matcher(BrandTable.load()), 1
     )
     gc.collect()
-    before = _status_mb("VmRSS")
+    before = memory_mb()["VmRSS"]
     started = time.perf_counter()
     # As the service does it (gateway.catalog.service): with paced_build's collector
     # off; from a child process at this size (catalog.build_process_min_products).
@@ -112,8 +106,8 @@ def child(n: int, where: str, snapshot_file: str) -> dict[str, Any]:
     build_s = time.perf_counter() - started
     index = built.index
     gc.collect()
-    after = _status_mb("VmRSS")
-    peak = _status_mb("VmHWM")
+    memory = memory_mb()
+    after, peak = memory["VmRSS"], memory["VmHWM"]
     seen: set[int] = set()
     # The roots are built first and kept alive: a temporary tuple freed after its part
     # was counted leaves its id to the next one, which would then count as seen.

@@ -54,6 +54,7 @@ from gateway.catalog.matching import Matcher
 from gateway.catalog.pacing import checkpoint, duty_cycle
 from gateway.catalog.snapshot import LoadedSnapshot
 from gateway.catalog.staging import Taxonomy
+from gateway.observability.process_memory import memory_mb
 from gateway.pricing import PriceList
 
 #: Items of a large container per ``fill`` message (about a millisecond to unpickle).
@@ -117,13 +118,9 @@ def build(job: BuildJob) -> Built:
 def peak_rss_mb() -> float | None:
     """This process's peak resident memory (Linux ``VmHWM``), or None elsewhere."""
     try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+        return memory_mb().get("VmHWM")
     except OSError:
-        pass
-    return None
+        return None
 
 
 # ------------------------------------------------------------------ the stream
